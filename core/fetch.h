@@ -1,0 +1,37 @@
+/* fetch: the fetch chain.  block_get() is the one way anything reads a block:
+ * the local store first, then each registered source in order (LAN peers,
+ * then the cloud).  Every block from a source is verified against its id;
+ * a bad one is dropped and the next source tried; a good one is kept in the
+ * store.  Core knows sources only as this struct of function pointers, so it
+ * never includes peers/ or sync/. */
+#ifndef PEERCLING_FETCH_H
+#define PEERCLING_FETCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/blockid.h"
+
+struct store;
+
+struct fetch_source {
+	const char *name;
+	/* *out malloc'd; 0, -ENOENT (does not have it) or another -errno. */
+	int (*get)(void *payload, const blockid_t *id, uint8_t **out, size_t *out_len);
+	void *payload;
+};
+
+#define FETCH_MAX_SOURCES 4
+
+struct fetch;
+
+int fetch_new(struct fetch **out, struct store *store);
+void fetch_free(struct fetch *f);
+int fetch_add_source(struct fetch *f, const struct fetch_source *src);
+struct store *fetch_store_borrow(struct fetch *f);
+
+/* *out malloc'd.  -EIO when no source has a good copy (error_last() says
+ * which sources were tried and why they failed). */
+int block_get(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len);
+
+#endif

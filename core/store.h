@@ -1,0 +1,64 @@
+/* store: the local block cache, content-addressed.
+ *
+ * Each block is one file, blocks/XX/XXXX...(64 hex), holding the plain bytes
+ * (the cache is local; sealing happens only for what leaves the machine).
+ * Writes are atomic and durable: temp file, fsync, rename, fsync of the
+ * directory.  Reads verify the bytes against the id; a corrupt file is
+ * logged, moved aside to blocks/corrupt/ and reported as missing, never
+ * returned.
+ *
+ * Accounting lives in memory (a hash table plus an LRU list) and is rebuilt
+ * at open by scanning the block directories.  Two sets are persistent and
+ * never evicted: pinned blocks (a pin count, for offline use) and dirty
+ * blocks (written here, not yet uploaded).  They are kept in an append-only
+ * log, state/store.log, compacted at open.  All calls are thread-safe. */
+#ifndef PEERCLING_STORE_H
+#define PEERCLING_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/blockid.h"
+
+struct store;
+
+struct store_stats {
+	uint64_t blocks, bytes;
+	uint64_t limit; /* 0: no limit */
+	uint64_t pinned_blocks, pinned_bytes;
+	uint64_t dirty_blocks, dirty_bytes;
+	uint64_t evicted_blocks; /* since open */
+	uint64_t corrupt_blocks; /* since open */
+};
+
+/* dir: the volume's blocks directory (created if missing).  id_key: the key
+ * ids are computed with, to verify blocks.  limit: bytes, 0 for none. */
+int store_open(struct store **out, const char *dir,
+	       const uint8_t id_key[BLOCKID_KEY_SIZE], uint64_t limit);
+void store_free(struct store *s);
+
+/* Computes the id and stores the block (a no-op when it is already there).
+ * dirty: mark it not yet uploaded (data created on this device). */
+int store_put_data(struct store *s, blockid_t *out_id, const void *data,
+		   size_t len, int dirty);
+/* Stores a block that came from elsewhere; -EBADMSG when data does not
+ * match id (nothing is stored). */
+int store_put(struct store *s, const blockid_t *id, const void *data, size_t len);
+/* *out is malloc'd.  -ENOENT when missing (or found corrupt). */
+int store_get(struct store *s, const blockid_t *id, uint8_t **out, size_t *out_len);
+int store_has(struct store *s, const blockid_t *id);
+int store_remove(struct store *s, const blockid_t *id);
+
+int store_pin(struct store *s, const blockid_t *id);
+int store_unpin(struct store *s, const blockid_t *id);
+int store_set_clean(struct store *s, const blockid_t *id);
+/* Calls cb for every dirty block, in the order they were made dirty; a
+ * non-zero return stops the walk and is returned. */
+int store_foreach_dirty(struct store *s,
+			int (*cb)(const blockid_t *id, void *payload), void *payload);
+
+void store_get_stats(struct store *s, struct store_stats *out);
+/* Changes the limit and evicts down to it. */
+int store_set_limit(struct store *s, uint64_t limit);
+
+#endif

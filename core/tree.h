@@ -1,0 +1,46 @@
+/* tree: the volume's directory structure as git trees.  A directory is a
+ * tree, a file is a manifest blob (mode 100644 or 100755), a symlink is a blob
+ * holding its target (mode 120000).  Builds a tree from a flat list of
+ * path -> (mode, blob) entries, walks a tree back into such a list, and
+ * commits. */
+#ifndef PEERCLING_TREE_H
+#define PEERCLING_TREE_H
+
+#include <git2.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tree_entry {
+	const char *path;   /* relative, '/'-separated, no leading '/' */
+	uint32_t git_mode;  /* GIT_FILEMODE_BLOB, _BLOB_EXECUTABLE, _LINK, _TREE */
+	const void *data;   /* blob content, written when has_oid is 0 */
+	size_t len;
+	int has_oid;        /* oid already known: data is not needed */
+	git_oid oid;
+};
+
+/* Entries may come in any order; a path that is a prefix directory of another
+ * is created implicitly.  An entry with GIT_FILEMODE_TREE and no oid is an
+ * (empty) directory.  -EINVAL for an invalid or duplicate path. */
+int tree_build(git_oid *out, git_repository *repo, const struct tree_entry *entries,
+	       size_t n);
+
+/* Calls cb for every blob entry and every directory (depth first, parents
+ * before children).  A non-zero return from cb stops the walk. */
+typedef int (*tree_walk_cb)(const char *path, uint32_t git_mode, const git_oid *oid,
+			    void *payload);
+int tree_walk(git_repository *repo, const git_oid *tree, tree_walk_cb cb, void *payload);
+
+/* Commits tree with the given parents (0, 1 or 2) and moves ref to it.
+ * Author and committer are "peercling DEVICE"; when_sec 0 means now. */
+int tree_commit(git_oid *out, git_repository *repo, const char *ref, const git_oid *tree,
+		const git_oid *parents, size_t nparents, const char *device,
+		const char *message, int64_t when_sec);
+
+/* 0 and the tree of ref's commit, or -ENOENT when ref does not exist yet. */
+int tree_head(git_oid *out_tree, git_oid *out_commit, git_repository *repo, const char *ref);
+
+/* Maps a libgit2 failure to -errno and copies its message into error_set. */
+int tree_git_error(int rc, const char *what);
+
+#endif

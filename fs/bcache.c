@@ -1,0 +1,114 @@
+/* bcache: slots hold malloc'd block copies with a use tick; a miss fetches
+ * outside the lock (block_get may go to the network later), then installs
+ * the block in the least recently used slot. */
+#include "config.h"
+#include "fs/bcache.h"
+#include "core/error.h"
+#include "core/fetch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct slot {
+	blockid_t id;
+	uint8_t *data;
+	size_t len;
+	uint64_t tick;
+};
+
+struct fs_bcache {
+	pthread_mutex_t lock;
+	size_t nslots;
+	uint64_t tick;
+	struct slot *slots;
+};
+
+int fs_bcache_new(struct fs_bcache **out, size_t slots)
+{
+	struct fs_bcache *c = calloc(1, sizeof(*c));
+	if (!c || !(c->slots = calloc(slots, sizeof(*c->slots)))) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->nslots = slots;
+	pthread_mutex_init(&c->lock, NULL);
+	*out = c;
+	return 0;
+}
+
+void fs_bcache_free(struct fs_bcache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->nslots; i++)
+		free(c->slots[i].data);
+	pthread_mutex_destroy(&c->lock);
+	free(c->slots);
+	free(c);
+}
+
+/* Under the lock: copy from a cached slot, 1 on a hit. */
+static int try_copy(struct fs_bcache *c, const blockid_t *id, uint32_t off, void *buf, size_t n,
+		    int *short_block)
+{
+	for (size_t i = 0; i < c->nslots; i++) {
+		struct slot *s = &c->slots[i];
+		if (s->data && blockid_cmp(&s->id, id) == 0) {
+			if ((size_t)off + n > s->len) {
+				*short_block = 1;
+				return 0;
+			}
+			memcpy(buf, s->data + off, n);
+			s->tick = ++c->tick;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, uint32_t blen,
+		   uint32_t off, void *buf, size_t n)
+{
+	int short_block = 0;
+	pthread_mutex_lock(&c->lock);
+	int hit = try_copy(c, id, off, buf, n, &short_block);
+	pthread_mutex_unlock(&c->lock);
+	if (hit)
+		return 0;
+	if (short_block)
+		return error_set(-EIO, "block shorter than its manifest says");
+	uint8_t *data = NULL;
+	size_t len = 0;
+	int rc = block_get(f, id, &data, &len);
+	if (rc)
+		return rc;
+	if (len != blen || (size_t)off + n > len) {
+		free(data);
+		return error_set(-EIO, "block length %zu differs from the manifest's %u", len, blen);
+	}
+	memcpy(buf, data + off, n);
+	pthread_mutex_lock(&c->lock);
+	struct slot *victim = &c->slots[0];
+	for (size_t i = 0; i < c->nslots; i++) {
+		struct slot *s = &c->slots[i];
+		if (s->data && blockid_cmp(&s->id, id) == 0) {
+			victim = NULL; /* another thread installed it meanwhile */
+			break;
+		}
+		if (!s->data || s->tick < victim->tick)
+			victim = s;
+	}
+	if (victim) {
+		free(victim->data);
+		victim->id = *id;
+		victim->data = data;
+		victim->len = len;
+		victim->tick = ++c->tick;
+		data = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	free(data);
+	return 0;
+}

@@ -1,0 +1,22 @@
+/* bcache: a small in-memory cache of verified blocks for the read path, so
+ * that the many kernel reads that fall inside one block read and hash its
+ * file once, not once per read.  Fixed number of slots, LRU, thread-safe. */
+#ifndef PEERCLING_FS_BCACHE_H
+#define PEERCLING_FS_BCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/blockid.h"
+
+struct fetch;
+struct fs_bcache;
+
+int fs_bcache_new(struct fs_bcache **out, size_t slots);
+void fs_bcache_free(struct fs_bcache *c);
+/* Copies n bytes at off within block id (of length blen) into buf, fetching
+ * the block through the chain when it is not cached.  0 or -errno. */
+int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, uint32_t blen,
+		   uint32_t off, void *buf, size_t n);
+
+#endif

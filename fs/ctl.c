@@ -1,0 +1,234 @@
+/* ctl: a listener thread that serves one connection at a time (requests are
+ * rare and short: a sync waits for its commit). */
+#include "config.h"
+#include "fs/ctl.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/store.h"
+#include "core/volume.h"
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define LOG_MODULE "ctl"
+
+struct fs_ctl {
+	struct fs *fs;
+	int sock;
+	int stop_pipe[2];
+	pthread_t thread;
+	char *mountpoint;
+};
+
+void fs_ctl_name(const char *state_dir, char out[FS_CTL_NAME_MAX], size_t *len)
+{
+	uint8_t h[16];
+	char hex[33];
+	crypto_generichash(h, sizeof(h), (const uint8_t *)state_dir, strlen(state_dir), NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	out[0] = '\0';
+	int n = snprintf(out + 1, FS_CTL_NAME_MAX - 1, "peercling-%s", hex);
+	*len = 1 + (size_t)n;
+}
+
+static int make_addr(const char *state_dir, struct sockaddr_un *sa, socklen_t *slen)
+{
+	size_t len;
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	fs_ctl_name(state_dir, sa->sun_path, &len);
+	*slen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+	return 0;
+}
+
+static char *status_json(struct fs_ctl *c)
+{
+	struct fs *fs = c->fs;
+	struct store_stats ss;
+	store_get_stats(fs->vol->store, &ss);
+	json_object *o = json_object_new_object(), *cache = json_object_new_object();
+	pthread_mutex_lock(&fs->lock);
+	json_object_object_add(o, "mountpoint", json_object_new_string(c->mountpoint));
+	json_object_object_add(o, "daemon_pid", json_object_new_int64(getpid()));
+	json_object_object_add(o, "uncommitted_changes", json_object_new_boolean(fs->changed));
+	json_object_object_add(o, "commits_this_mount", json_object_new_int64((int64_t)fs->commits_made));
+	pthread_mutex_unlock(&fs->lock);
+	json_object_object_add(cache, "blocks", json_object_new_int64((int64_t)ss.blocks));
+	json_object_object_add(cache, "bytes", json_object_new_int64((int64_t)ss.bytes));
+	json_object_object_add(cache, "limit", json_object_new_int64((int64_t)ss.limit));
+	json_object_object_add(cache, "pinned_blocks", json_object_new_int64((int64_t)ss.pinned_blocks));
+	json_object_object_add(cache, "pinned_bytes", json_object_new_int64((int64_t)ss.pinned_bytes));
+	json_object_object_add(cache, "dirty_blocks", json_object_new_int64((int64_t)ss.dirty_blocks));
+	json_object_object_add(cache, "dirty_bytes", json_object_new_int64((int64_t)ss.dirty_bytes));
+	json_object_object_add(o, "cache", cache);
+	char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return s;
+}
+
+static void serve(struct fs_ctl *c, int fd)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	char req[256], *reply = NULL;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
+	    (cred.uid != 0 && cred.uid != getuid())) {
+		dprintf(fd, "error permission denied\n");
+		return;
+	}
+	ssize_t n = read(fd, req, sizeof(req) - 1);
+	if (n <= 0)
+		return;
+	req[n] = '\0';
+	req[strcspn(req, "\r\n")] = '\0';
+	if (strcmp(req, "sync") == 0) {
+		int made = 0;
+		int rc = fs_commit(c->fs, "sync", &made);
+		if (rc) {
+			if (asprintf(&reply, "error commit failed: %s", error_last()) < 0)
+				reply = NULL;
+		} else {
+			char hex[GIT_OID_HEXSZ + 1] = "none";
+			pthread_mutex_lock(&c->fs->lock);
+			if (c->fs->has_head)
+				git_oid_tostr(hex, sizeof(hex), &c->fs->head);
+			pthread_mutex_unlock(&c->fs->lock);
+			if (asprintf(&reply, "ok %s %s", hex, made ? "new" : "unchanged") < 0)
+				reply = NULL;
+		}
+	} else if (strcmp(req, "status") == 0) {
+		char *js = status_json(c);
+		if (js && asprintf(&reply, "ok %s", js) < 0)
+			reply = NULL;
+		free(js);
+	} else {
+		if (asprintf(&reply, "error unknown request '%s'", req) < 0)
+			reply = NULL;
+	}
+	if (reply)
+		dprintf(fd, "%s\n", reply);
+	free(reply);
+}
+
+static void *ctl_thread(void *arg)
+{
+	struct fs_ctl *c = arg;
+	struct pollfd p[2] = { { c->sock, POLLIN, 0 }, { c->stop_pipe[0], POLLIN, 0 } };
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		int fd = accept4(c->sock, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		serve(c, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+int fs_ctl_start(struct fs_ctl **out, struct fs *fs, const char *mountpoint)
+{
+	struct fs_ctl *c = calloc(1, sizeof(*c));
+	struct sockaddr_un sa;
+	socklen_t slen;
+	if (!c)
+		return -ENOMEM;
+	c->fs = fs;
+	c->mountpoint = strdup(mountpoint);
+	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	make_addr(fs->vol->dir, &sa, &slen);
+	if (c->sock < 0 || bind(c->sock, (struct sockaddr *)&sa, slen) != 0 ||
+	    listen(c->sock, 8) != 0 || pipe2(c->stop_pipe, O_CLOEXEC) != 0) {
+		int e = errno;
+		if (c->sock >= 0)
+			close(c->sock);
+		free(c->mountpoint);
+		free(c);
+		return error_set(-e, "cannot open the control socket: %s", strerror(e));
+	}
+	if (pthread_create(&c->thread, NULL, ctl_thread, c) != 0) {
+		close(c->sock);
+		close(c->stop_pipe[0]);
+		close(c->stop_pipe[1]);
+		free(c->mountpoint);
+		free(c);
+		return error_set(-EAGAIN, "cannot start the control thread");
+	}
+	*out = c;
+	return 0;
+}
+
+void fs_ctl_stop(struct fs_ctl *c)
+{
+	if (!c)
+		return;
+	if (write(c->stop_pipe[1], "x", 1) != 1)
+		log_warn("cannot signal the control thread");
+	pthread_join(c->thread, NULL);
+	close(c->sock);
+	close(c->stop_pipe[0]);
+	close(c->stop_pipe[1]);
+	free(c->mountpoint);
+	free(c);
+}
+
+int fs_ctl_call(const char *state_dir, const char *req, char **reply)
+{
+	struct sockaddr_un sa;
+	socklen_t slen;
+	make_addr(state_dir, &sa, &slen);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, slen) != 0) {
+		int e = errno;
+		close(fd);
+		return error_set(-e, "the mount daemon does not answer (%s)", strerror(e));
+	}
+	dprintf(fd, "%s\n", req);
+	shutdown(fd, SHUT_WR);
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	ssize_t n;
+	while (buf && (n = read(fd, buf + len, cap - len - 1)) > 0) {
+		len += (size_t)n;
+		if (len + 1 == cap) {
+			char *nb = realloc(buf, cap *= 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+			}
+			buf = nb;
+		}
+	}
+	close(fd);
+	if (!buf)
+		return -ENOMEM;
+	buf[len] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (strncmp(buf, "ok ", 3) == 0) {
+		memmove(buf, buf + 3, strlen(buf + 3) + 1);
+		*reply = buf;
+		return 0;
+	}
+	int rc = error_set(-EIO, "%s", strncmp(buf, "error ", 6) == 0 ? buf + 6 :
+				    "the mount daemon gave no answer");
+	free(buf);
+	return rc;
+}

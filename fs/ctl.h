@@ -1,0 +1,30 @@
+/* ctl: the daemon's control socket, through which `peercling sync`,
+ * `status` and `umount` talk to a mounted volume.  An abstract Unix socket
+ * named after the state directory, so its path length never matters; only
+ * the daemon's own user (or root) may talk to it (SO_PEERCRED).
+ *
+ * Protocol: one request line, one reply line.
+ *   "sync"   -> "ok COMMIT" (or "ok none" when nothing changed)
+ *   "status" -> "ok {json}"
+ * Errors:    "error MESSAGE". */
+#ifndef PEERCLING_FS_CTL_H
+#define PEERCLING_FS_CTL_H
+
+#include <stddef.h>
+
+struct fs;
+struct fs_ctl;
+
+#define FS_CTL_NAME_MAX 108
+
+/* The socket's address for a state directory (leading NUL: abstract). */
+void fs_ctl_name(const char *state_dir, char out[FS_CTL_NAME_MAX], size_t *len);
+
+int fs_ctl_start(struct fs_ctl **out, struct fs *fs, const char *mountpoint);
+void fs_ctl_stop(struct fs_ctl *c);
+
+/* Client: sends req, *reply malloc'd (the text after "ok ").  -ECONNREFUSED
+ * when no daemon listens; -EIO with error_last() for "error" replies. */
+int fs_ctl_call(const char *state_dir, const char *req, char **reply);
+
+#endif

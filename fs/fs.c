@@ -1,0 +1,821 @@
+/* fs: the working tree.  Loads the last commit into inodes, replays the
+ * journal over it, serves content reads and writes, flushes writes into
+ * blocks, and turns the tree back into a commit.  No FUSE here. */
+#include "config.h"
+#include "fs/fs.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/manifest.h"
+#include "core/store.h"
+#include "core/tree.h"
+#include "core/volume.h"
+#include "fs/bcache.h"
+#include "fs/journal.h"
+#include "fs/overlay.h"
+#include "fs/rechunk.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_MODULE "fs"
+#define BCACHE_SLOTS 64
+
+static int is_exec(mode_t mode)
+{
+	return (mode & 0111) != 0;
+}
+
+static uint32_t git_mode_of(const struct fs_inode *ino)
+{
+	if (S_ISLNK(ino->mode))
+		return GIT_FILEMODE_LINK;
+	if (S_ISDIR(ino->mode))
+		return GIT_FILEMODE_TREE;
+	return is_exec(ino->mode) ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
+}
+
+void fs_note_change(struct fs *fs)
+{
+	fs->changed = 1;
+	fs->change_seq++;
+	clock_gettime(CLOCK_MONOTONIC, &fs->last_change);
+}
+
+/* ---- building inodes from paths (load and replay) ---------------------- */
+
+/* Finds the parent directory of path, creating missing directories when
+ * create is set; *name points into path at the last component. */
+static int walk_to_parent(struct fs *fs, const char *path, int create, struct fs_inode **parent,
+			  const char **name)
+{
+	struct fs_inode *dir = fs->root;
+	const char *p = path;
+	for (;;) {
+		const char *slash = strchr(p, '/');
+		if (!slash)
+			break;
+		char comp[NAME_MAX + 1];
+		size_t n = (size_t)(slash - p);
+		if (n == 0 || n > NAME_MAX)
+			return -EINVAL;
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		struct fs_inode *next = fs_table_lookup(fs->table, dir, comp);
+		if (!next) {
+			if (!create)
+				return -ENOENT;
+			next = fs_inode_new(fs->table, S_IFDIR | 0755);
+			if (!next || fs_inode_link(fs->table, dir, next, comp))
+				return -ENOMEM;
+		}
+		if (!S_ISDIR(next->mode))
+			return -ENOTDIR;
+		dir = next;
+		p = slash + 1;
+	}
+	if (!*p || strlen(p) > NAME_MAX)
+		return -EINVAL;
+	*parent = dir;
+	*name = p;
+	return 0;
+}
+
+static struct fs_inode *find_path(struct fs *fs, const char *path)
+{
+	struct fs_inode *dir;
+	const char *name;
+	if (!*path)
+		return fs->root;
+	if (walk_to_parent(fs, path, 0, &dir, &name))
+		return NULL;
+	return fs_table_lookup(fs->table, dir, name);
+}
+
+static void drop_subtree(struct fs *fs, struct fs_inode *n)
+{
+	fs_inode_unlink(fs->table, n);
+	fs_inode_free_tree(fs->table, n);
+}
+
+/* Sets a file or symlink inode's content from a blob. */
+static int apply_blob(struct fs_inode *ino, uint32_t git_mode, const void *data, size_t len)
+{
+	if (git_mode == GIT_FILEMODE_LINK) {
+		char *t = strndup(data, len);
+		if (!t)
+			return -ENOMEM;
+		free(ino->target);
+		ino->target = t;
+		ino->mode = S_IFLNK | 0777;
+		ino->size = len;
+		return 0;
+	}
+	struct manifest *m = NULL;
+	int rc = manifest_decode(&m, data, len);
+	if (rc)
+		return rc;
+	manifest_free(ino->m);
+	ino->m = m;
+	ino->mode = S_IFREG | (m->mode & 07777);
+	/* git's exec bit wins when a plain git tool changed it. */
+	if (git_mode == GIT_FILEMODE_BLOB_EXECUTABLE && !is_exec(ino->mode))
+		ino->mode |= 0100;
+	ino->size = m->size;
+	ino->mtime.tv_sec = m->mtime_sec;
+	ino->mtime.tv_nsec = m->mtime_nsec;
+	ino->ctime = ino->mtime;
+	return 0;
+}
+
+/* Creates or replaces the node at path with the given blob. */
+static int put_path(struct fs *fs, const char *path, uint32_t git_mode, const void *data,
+		    size_t len, const git_oid *oid)
+{
+	struct fs_inode *dir, *n;
+	const char *name;
+	int rc = walk_to_parent(fs, path, 1, &dir, &name);
+	if (rc)
+		return rc;
+	n = fs_table_lookup(fs->table, dir, name);
+	if (n && S_ISDIR(n->mode)) {
+		drop_subtree(fs, n);
+		n = NULL;
+	}
+	if (!n) {
+		n = fs_inode_new(fs->table, S_IFREG | 0644);
+		if (!n || fs_inode_link(fs->table, dir, n, name))
+			return -ENOMEM;
+	}
+	if ((rc = apply_blob(n, git_mode, data, len)))
+		return rc;
+	n->blob_valid = oid != NULL;
+	if (oid)
+		n->blob = *oid;
+	return 0;
+}
+
+static int mkdir_path(struct fs *fs, const char *path, mode_t mode)
+{
+	struct fs_inode *dir, *n;
+	const char *name;
+	int rc = walk_to_parent(fs, path, 1, &dir, &name);
+	if (rc)
+		return rc;
+	n = fs_table_lookup(fs->table, dir, name);
+	if (n && !S_ISDIR(n->mode)) {
+		drop_subtree(fs, n);
+		n = NULL;
+	}
+	if (!n) {
+		n = fs_inode_new(fs->table, S_IFDIR | (mode & 07777));
+		if (!n || fs_inode_link(fs->table, dir, n, name))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int commit_locked(struct fs *fs, const char *message, int *made);
+static int journal_restart(struct fs *fs);
+
+struct load_ctx {
+	struct fs *fs;
+	int rc;
+};
+
+static int load_cb(const char *path, uint32_t git_mode, const git_oid *oid, void *payload)
+{
+	struct load_ctx *lc = payload;
+	struct fs *fs = lc->fs;
+	if (git_mode == GIT_FILEMODE_TREE) {
+		lc->rc = mkdir_path(fs, path, 0755);
+		return lc->rc;
+	}
+	git_blob *blob = NULL;
+	if (git_blob_lookup(&blob, fs->vol->repo, oid) < 0) {
+		lc->rc = tree_git_error(-1, path);
+		return lc->rc;
+	}
+	lc->rc = put_path(fs, path, git_mode, git_blob_rawcontent(blob),
+			  (size_t)git_blob_rawsize(blob), oid);
+	git_blob_free(blob);
+	if (lc->rc)
+		log_error("cannot load %s from the last commit: %s", path, error_last());
+	return lc->rc;
+}
+
+static int replay_cb(const struct fs_journal_rec *rec, void *payload)
+{
+	struct fs *fs = payload;
+	struct fs_inode *a, *b, *dir;
+	const char *name;
+	int rc = 0;
+	if (rec->op == FS_J_BASE) {
+		/* Records written on top of another commit than the current one
+		 * are already in it (a crash between commit and emptying the
+		 * journal): replaying them again could undo later changes. */
+		char head[GIT_OID_HEXSZ + 1] = "";
+		if (fs->has_head)
+			git_oid_tostr(head, sizeof(head), &fs->head);
+		fs->replay_skip = rec->len != strlen(head) || memcmp(rec->data, head, rec->len) != 0;
+		return 0;
+	}
+	if (fs->replay_skip)
+		return 0;
+	switch (rec->op) {
+	case FS_J_PUT:
+		rc = put_path(fs, rec->path1, rec->mode, rec->data, rec->len, NULL);
+		break;
+	case FS_J_MKDIR:
+		rc = mkdir_path(fs, rec->path1, rec->mode);
+		break;
+	case FS_J_REMOVE:
+		if ((a = find_path(fs, rec->path1)) && a != fs->root)
+			drop_subtree(fs, a);
+		break;
+	case FS_J_RENAME:
+		if (!(a = find_path(fs, rec->path1)))
+			break;
+		if ((rc = walk_to_parent(fs, rec->path2, 1, &dir, &name)))
+			break;
+		if ((b = fs_table_lookup(fs->table, dir, name)) && b != a)
+			drop_subtree(fs, b);
+		fs_inode_unlink(fs->table, a);
+		rc = fs_inode_link(fs->table, dir, a, name);
+		break;
+	case FS_J_BASE:
+		break;
+	case FS_J_EXCHANGE: {
+		a = find_path(fs, rec->path1);
+		b = find_path(fs, rec->path2);
+		if (!a || !b)
+			break;
+		struct fs_inode *pa = a->parent, *pb = b->parent;
+		char *na = strdup(a->name), *nb = strdup(b->name);
+		fs_inode_unlink(fs->table, a);
+		fs_inode_unlink(fs->table, b);
+		rc = fs_inode_link(fs->table, pb, a, nb);
+		if (!rc)
+			rc = fs_inode_link(fs->table, pa, b, na);
+		free(na);
+		free(nb);
+		break;
+	}
+	}
+	if (rc)
+		log_error("journal record for %s could not be applied: %s", rec->path1,
+			  strerror(-rc));
+	return 0; /* one bad record must not hide the ones after it */
+}
+
+static int load(struct fs *fs)
+{
+	git_oid tree, commit;
+	int rc = tree_head(&tree, &commit, fs->vol->repo, VOLUME_REF);
+	if (rc == 0) {
+		fs->has_head = 1;
+		fs->head = commit;
+		struct load_ctx lc = { fs, 0 };
+		rc = tree_walk(fs->vol->repo, &tree, load_cb, &lc);
+		if (lc.rc)
+			rc = lc.rc;
+		if (rc)
+			return rc;
+	} else if (rc != -ENOENT) {
+		return rc;
+	}
+	long n = fs_journal_replay(fs->journal, replay_cb, fs);
+	if (n < 0)
+		return (int)n;
+	if (n > 0 && !fs->replay_skip) {
+		/* Fold what survived a crash into history at once. */
+		log_warn("recovered %ld journal records written after the last commit", n);
+		return commit_locked(fs, "recovered after an unclean stop", NULL);
+	}
+	return journal_restart(fs);
+}
+
+int fs_new(struct fs **out, struct volume *vol)
+{
+	struct fs *fs = calloc(1, sizeof(*fs));
+	char *jpath = NULL;
+	int rc;
+	if (!fs)
+		return -ENOMEM;
+	fs->vol = vol;
+	fs->uid = getuid();
+	fs->gid = getgid();
+	pthread_mutex_init(&fs->lock, NULL);
+	if ((rc = fs_table_new(&fs->table)) || (rc = fs_bcache_new(&fs->bcache, BCACHE_SLOTS)))
+		goto fail;
+	fs->root = fs_inode_new(fs->table, S_IFDIR | 0755);
+	if (!fs->root) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	fs->root->nlookup = 1;
+	if (volume_file(&fs->overlay_dir, vol, "overlay") || volume_file(&jpath, vol, "journal")) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (mkdir(fs->overlay_dir, 0700) != 0 && errno != EEXIST) {
+		rc = error_set(-errno, "cannot create %s: %s", fs->overlay_dir, strerror(errno));
+		goto fail;
+	}
+	if ((rc = fs_journal_open(&fs->journal, jpath)) || (rc = load(fs)))
+		goto fail;
+	free(jpath);
+	*out = fs;
+	return 0;
+fail:
+	free(jpath);
+	fs_free(fs);
+	return rc;
+}
+
+void fs_free(struct fs *fs)
+{
+	if (!fs)
+		return;
+	fs_table_free(fs->table);
+	fs_bcache_free(fs->bcache);
+	fs_journal_free(fs->journal);
+	pthread_mutex_destroy(&fs->lock);
+	free(fs->overlay_dir);
+	free(fs);
+}
+
+/* ---- journal ------------------------------------------------------------ */
+
+static int encode_blob(struct fs_inode *ino, uint8_t **out, size_t *len)
+{
+	if (S_ISLNK(ino->mode)) {
+		*len = strlen(ino->target);
+		*out = (uint8_t *)strdup(ino->target);
+		return *out ? 0 : -ENOMEM;
+	}
+	if (!ino->m && !(ino->m = manifest_new()))
+		return -ENOMEM;
+	ino->m->mode = ino->mode & 07777;
+	ino->m->mtime_sec = ino->mtime.tv_sec;
+	ino->m->mtime_nsec = (uint32_t)ino->mtime.tv_nsec;
+	return manifest_encode(ino->m, out, len);
+}
+
+int fs_journal_put(struct fs *fs, struct fs_inode *ino)
+{
+	char *path = NULL;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	if (!ino->parent)
+		return 0; /* unlinked: not part of the tree */
+	int rc = encode_blob(ino, &blob, &len);
+	if (!rc)
+		rc = fs_inode_path(&path, ino);
+	if (!rc) {
+		struct fs_journal_rec rec = { FS_J_PUT, git_mode_of(ino), path, NULL, blob, len };
+		rc = fs_journal_append(fs->journal, &rec);
+	}
+	ino->blob_valid = 0;
+	fs_note_change(fs);
+	free(path);
+	free(blob);
+	if (rc)
+		log_error("cannot journal a change: %s", error_last());
+	return rc;
+}
+
+int fs_journal_op(struct fs *fs, int op, uint32_t mode, struct fs_inode *a, const char *path2)
+{
+	char *path = NULL;
+	int rc = fs_inode_path(&path, a);
+	if (!rc) {
+		struct fs_journal_rec rec = { (enum fs_journal_op)op, mode, path, path2, NULL, 0 };
+		rc = fs_journal_append(fs->journal, &rec);
+	}
+	fs_note_change(fs);
+	free(path);
+	if (rc)
+		log_error("cannot journal a change: %s", error_last());
+	return rc;
+}
+
+/* ---- content ------------------------------------------------------------ */
+
+/* Reads [off, off+len) of the flushed content (manifest), len already
+ * clipped to it. */
+static int read_manifest(struct fs *fs, const struct manifest *m, uint8_t *buf, size_t len,
+			 uint64_t off)
+{
+	if (m->is_inline) {
+		memcpy(buf, m->inline_data + off, len);
+		return 0;
+	}
+	uint64_t bstart;
+	size_t i = manifest_find(m, off, &bstart);
+	while (len > 0 && i < m->nblocks) {
+		const struct manifest_block *b = &m->blocks[i];
+		uint32_t in = (uint32_t)(off - bstart);
+		size_t n = b->len - in;
+		if (n > len)
+			n = len;
+		if (blockid_is_zero(&b->id)) {
+			memset(buf, 0, n);
+		} else {
+			int rc = fs_bcache_read(fs->bcache, fs->vol->fetch, &b->id, b->len, in, buf, n);
+			if (rc)
+				return rc;
+		}
+		buf += n;
+		len -= n;
+		off += n;
+		bstart += b->len;
+		i++;
+	}
+	return len ? -EIO : 0;
+}
+
+static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len > 0) {
+		ssize_t r = pread(fd, buf, len, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) { /* beyond the temp file's end: zeros */
+			memset(buf, 0, len);
+			return 0;
+		}
+		buf += r;
+		len -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+/* The current content, with data_lock held. */
+static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_t len,
+			uint64_t off)
+{
+	if (off >= ino->size)
+		return 0;
+	if (len > ino->size - off)
+		len = (size_t)(ino->size - off);
+	size_t done = 0;
+	while (done < len) {
+		uint64_t pos = off + done;
+		size_t n = len - done;
+		int rc;
+		const struct fs_range *r = ino->ov ? fs_overlay_next(ino->ov, pos) : NULL;
+		if (r && r->lo <= pos) {
+			if (n > r->hi - pos)
+				n = (size_t)(r->hi - pos);
+			rc = pread_full(ino->ov->fd, buf + done, n, pos);
+		} else {
+			if (r && n > r->lo - pos)
+				n = (size_t)(r->lo - pos);
+			if (!ino->m) {
+				memset(buf + done, 0, n);
+				rc = 0;
+			} else {
+				if (pos >= ino->m->size)
+					return error_set(-EIO, "read past the flushed content");
+				if (n > ino->m->size - pos)
+					n = (size_t)(ino->m->size - pos);
+				rc = read_manifest(fs, ino->m, buf + done, n, pos);
+			}
+		}
+		if (rc)
+			return rc;
+		done += n;
+	}
+	return (long)done;
+}
+
+long fs_read(struct fs *fs, struct fs_inode *ino, void *buf, size_t len, uint64_t off)
+{
+	pthread_rwlock_rdlock(&ino->data_lock);
+	long r = read_locked(fs, ino, buf, len, off);
+	pthread_rwlock_unlock(&ino->data_lock);
+	if (r < 0) {
+		char *path = NULL;
+		fs_inode_path(&path, ino);
+		log_error("read of %s failed: %s", path ? path : "?", error_last());
+		free(path);
+	}
+	return r;
+}
+
+static int ensure_overlay(struct fs *fs, struct fs_inode *ino)
+{
+	if (ino->ov)
+		return 0;
+	return fs_overlay_new(&ino->ov, fs->overlay_dir, ino->size);
+}
+
+static void touch_mtime(struct fs *fs, struct fs_inode *ino)
+{
+	pthread_mutex_lock(&fs->lock);
+	clock_gettime(CLOCK_REALTIME, &ino->mtime);
+	ino->ctime = ino->mtime;
+	ino->blob_valid = 0;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+long fs_write(struct fs *fs, struct fs_inode *ino, const void *buf, size_t len, uint64_t off)
+{
+	pthread_rwlock_wrlock(&ino->data_lock);
+	int rc = ensure_overlay(fs, ino);
+	if (!rc)
+		rc = fs_overlay_write(ino->ov, buf, len, off, ino->size);
+	if (!rc && off + len > ino->size) {
+		pthread_mutex_lock(&fs->lock);
+		ino->size = off + len;
+		pthread_mutex_unlock(&fs->lock);
+	}
+	pthread_rwlock_unlock(&ino->data_lock);
+	if (rc)
+		return rc;
+	touch_mtime(fs, ino);
+	return (long)len;
+}
+
+int fs_truncate(struct fs *fs, struct fs_inode *ino, uint64_t size)
+{
+	pthread_rwlock_wrlock(&ino->data_lock);
+	int rc = 0;
+	if (size != ino->size) {
+		rc = ensure_overlay(fs, ino);
+		if (!rc)
+			rc = fs_overlay_truncate(ino->ov, ino->size, size);
+		if (!rc) {
+			pthread_mutex_lock(&fs->lock);
+			ino->size = size;
+			pthread_mutex_unlock(&fs->lock);
+		}
+	}
+	pthread_rwlock_unlock(&ino->data_lock);
+	return rc;
+}
+
+struct flush_ctx {
+	struct fs *fs;
+	struct fs_inode *ino;
+};
+
+static long flush_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct flush_ctx *fc = ctx;
+	return read_locked(fc->fs, fc->ino, buf, len, off);
+}
+
+int fs_flush(struct fs *fs, struct fs_inode *ino, int sync)
+{
+	int rc = 0;
+	pthread_rwlock_wrlock(&ino->data_lock);
+	if (ino->ov) {
+		struct manifest *m = NULL;
+		struct flush_ctx fc = { fs, ino };
+		struct fs_rechunk_stats st;
+		rc = fs_rechunk(&m, ino->m, ino->ov, ino->size, flush_read, &fc, fs->vol->store, &st);
+		if (rc) {
+			log_error("flushing a file failed: %s", error_last());
+		} else {
+			log_debug("flush: %llu bytes chunked, %llu new blocks, %llu reused",
+				  (unsigned long long)st.bytes_chunked,
+				  (unsigned long long)st.blocks_new,
+				  (unsigned long long)st.blocks_reused);
+			pthread_mutex_lock(&fs->lock);
+			if (ino->m) {
+				/* xattrs belong to the file, not to its content. */
+				m->nxattrs = ino->m->nxattrs;
+				m->xattrs = ino->m->xattrs;
+				ino->m->nxattrs = 0;
+				ino->m->xattrs = NULL;
+			}
+			manifest_free(ino->m);
+			ino->m = m;
+			fs_overlay_free(ino->ov);
+			ino->ov = NULL;
+			rc = fs_journal_put(fs, ino);
+			pthread_mutex_unlock(&fs->lock);
+		}
+	}
+	pthread_rwlock_unlock(&ino->data_lock);
+	if (!rc && sync) {
+		pthread_mutex_lock(&fs->lock);
+		rc = fs_journal_sync(fs->journal);
+		pthread_mutex_unlock(&fs->lock);
+	}
+	return rc;
+}
+
+int fs_create_node(struct fs *fs, struct fs_inode *dir, const char *name, mode_t mode,
+		   const char *target, struct fs_inode **out)
+{
+	if (strlen(name) > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (fs_table_lookup(fs->table, dir, name))
+		return -EEXIST;
+	struct fs_inode *n = fs_inode_new(fs->table, mode);
+	if (!n)
+		return -ENOMEM;
+	if (target && !(n->target = strdup(target))) {
+		fs_inode_maybe_free(fs->table, n);
+		return -ENOMEM;
+	}
+	if (target)
+		n->size = strlen(target);
+	int rc = fs_inode_link(fs->table, dir, n, name);
+	if (rc) {
+		fs_inode_maybe_free(fs->table, n);
+		return rc;
+	}
+	clock_gettime(CLOCK_REALTIME, &dir->mtime);
+	dir->ctime = dir->mtime;
+	if (S_ISDIR(mode))
+		rc = fs_journal_op(fs, FS_J_MKDIR, mode & 07777, n, NULL);
+	else
+		rc = fs_journal_put(fs, n);
+	*out = n;
+	return rc;
+}
+
+/* ---- commits ------------------------------------------------------------ */
+
+struct entries {
+	struct tree_entry *e;
+	char **paths;
+	uint8_t **blobs;
+	size_t n, cap;
+};
+
+static int entries_add(struct entries *es, struct fs_inode *ino)
+{
+	if (es->n == es->cap) {
+		size_t cap = es->cap ? es->cap * 2 : 256;
+		struct tree_entry *e = realloc(es->e, cap * sizeof(*e));
+		if (e)
+			es->e = e;
+		char **p = realloc(es->paths, cap * sizeof(*p));
+		if (p)
+			es->paths = p;
+		uint8_t **b = realloc(es->blobs, cap * sizeof(*b));
+		if (b)
+			es->blobs = b;
+		if (!e || !p || !b)
+			return -ENOMEM;
+		es->cap = cap;
+	}
+	struct tree_entry *e = &es->e[es->n];
+	memset(e, 0, sizeof(*e));
+	es->blobs[es->n] = NULL;
+	es->paths[es->n] = NULL;
+	int rc = fs_inode_path(&es->paths[es->n], ino);
+	es->n++;
+	if (rc)
+		return rc;
+	e->path = es->paths[es->n - 1];
+	e->git_mode = git_mode_of(ino);
+	if (S_ISDIR(ino->mode))
+		return 0;
+	if (ino->blob_valid) {
+		e->has_oid = 1;
+		e->oid = ino->blob;
+		return 0;
+	}
+	size_t len;
+	rc = encode_blob(ino, &es->blobs[es->n - 1], &len);
+	e->data = es->blobs[es->n - 1];
+	e->len = len;
+	return rc;
+}
+
+/* Depth first; directories only when empty (others are implied). */
+static int collect(struct entries *es, struct fs_inode *dir)
+{
+	for (struct fs_inode *c = dir->child_first; c; c = c->sib_next) {
+		int rc;
+		if (S_ISDIR(c->mode) && c->child_first)
+			rc = collect(es, c);
+		else
+			rc = entries_add(es, c);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void entries_free(struct entries *es)
+{
+	for (size_t i = 0; i < es->n; i++) {
+		free(es->paths[i]);
+		free(es->blobs[i]);
+	}
+	free(es->e);
+	free(es->paths);
+	free(es->blobs);
+}
+
+/* After a commit, remember each file's blob so the next commit reuses it. */
+static void remember_blobs(struct fs *fs, struct fs_inode *dir, git_repository *repo,
+			   git_tree *tree)
+{
+	for (struct fs_inode *c = dir->child_first; c; c = c->sib_next) {
+		const git_tree_entry *te = git_tree_entry_byname(tree, c->name);
+		if (!te)
+			continue;
+		if (S_ISDIR(c->mode)) {
+			git_tree *sub = NULL;
+			if (git_tree_lookup(&sub, repo, git_tree_entry_id(te)) == 0) {
+				remember_blobs(fs, c, repo, sub);
+				git_tree_free(sub);
+			}
+		} else {
+			c->blob = *git_tree_entry_id(te);
+			c->blob_valid = 1;
+		}
+	}
+}
+
+/* Empties the journal and starts it with the commit its records build on. */
+static int journal_restart(struct fs *fs)
+{
+	int rc = fs_journal_reset(fs->journal);
+	if (rc || !fs->has_head)
+		return rc;
+	char head[GIT_OID_HEXSZ + 1];
+	git_oid_tostr(head, sizeof(head), &fs->head);
+	struct fs_journal_rec rec = { FS_J_BASE, 0, "", NULL, (const uint8_t *)head, strlen(head) };
+	return fs_journal_append(fs->journal, &rec);
+}
+
+static int commit_locked(struct fs *fs, const char *message, int *made)
+{
+	struct entries es = { 0 };
+	git_oid tree_oid, commit_oid, old_tree;
+	int rc = collect(&es, fs->root);
+	if (!rc)
+		rc = tree_build(&tree_oid, fs->vol->repo, es.e, es.n);
+	entries_free(&es);
+	if (rc)
+		return rc;
+	git_tree *tree = NULL;
+	if (git_tree_lookup(&tree, fs->vol->repo, &tree_oid) == 0) {
+		remember_blobs(fs, fs->root, fs->vol->repo, tree);
+		git_tree_free(tree);
+	}
+	git_oid head_commit;
+	int have_head = tree_head(&old_tree, &head_commit, fs->vol->repo, VOLUME_REF) == 0;
+	if (have_head && git_oid_equal(&old_tree, &tree_oid)) {
+		rc = 0; /* nothing new: no empty commits */
+	} else {
+		rc = tree_commit(&commit_oid, fs->vol->repo, VOLUME_REF, &tree_oid,
+				 have_head ? &head_commit : NULL, have_head ? 1 : 0,
+				 fs->vol->device_id, message, 0);
+		if (rc)
+			return rc;
+		fs->head = commit_oid;
+		fs->has_head = 1;
+		fs->commits_made++;
+		if (made)
+			*made = 1;
+	}
+	fs->changed = 0;
+	return journal_restart(fs);
+}
+
+int fs_commit(struct fs *fs, const char *message, int *made)
+{
+	if (made)
+		*made = 0;
+	pthread_mutex_lock(&fs->lock);
+	int rc = commit_locked(fs, message, made);
+	pthread_mutex_unlock(&fs->lock);
+	if (rc)
+		log_error("commit failed: %s", error_last());
+	return rc;
+}
+
+/* Used at unmount, when no request runs any more: data written through a
+ * shared mapping can arrive after the last release, so flush everything. */
+static void flush_tree(struct fs *fs, struct fs_inode *dir)
+{
+	for (struct fs_inode *c = dir->child_first; c; c = c->sib_next) {
+		if (S_ISDIR(c->mode))
+			flush_tree(fs, c);
+		else if (c->ov)
+			fs_flush(fs, c, 0);
+	}
+}
+
+int fs_flush_all(struct fs *fs)
+{
+	flush_tree(fs, fs->root);
+	return 0;
+}

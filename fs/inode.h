@@ -1,0 +1,74 @@
+/* inode: the mount's in-memory tree.  Every file, directory and symlink of
+ * the working tree is one fs_inode, found by number (for the kernel) or by
+ * (parent, name) (for lookups), both through hash tables.  Inode numbers are
+ * never reused within one mount, so the kernel's generation is always 0.
+ *
+ * The table does no locking of its own: the caller holds fs->lock. */
+#ifndef PEERCLING_FS_INODE_H
+#define PEERCLING_FS_INODE_H
+
+#include <git2.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct manifest;
+struct fs_overlay;
+
+struct fs_inode {
+	uint64_t ino;
+	uint64_t nlookup;    /* references the kernel holds (lookup - forget) */
+	uint32_t open_count; /* open file handles */
+	mode_t mode;         /* S_IFREG/S_IFDIR/S_IFLNK | permission bits */
+	uint64_t size;
+	struct timespec mtime, ctime;
+	struct fs_inode *parent; /* NULL: unlinked (or the root) */
+	char *name;
+
+	struct fs_inode *ino_next;  /* hash chain by ino */
+	struct fs_inode *dent_next; /* hash chain by (parent, name) */
+	struct fs_inode *child_first, *sib_next, *sib_prev; /* directory entries */
+	uint64_t nchildren;
+
+	/* Regular files: the content as of the last flush, and what was
+	 * written since.  data_lock orders readers and writers of the content;
+	 * fs->lock is never taken while holding it. */
+	struct manifest *m;
+	struct fs_overlay *ov;
+	pthread_rwlock_t data_lock;
+	/* Symlinks. */
+	char *target;
+	/* The blob of the last commit, reused while the inode is unchanged. */
+	int blob_valid;
+	git_oid blob;
+};
+
+struct fs_table;
+
+int fs_table_new(struct fs_table **out);
+void fs_table_free(struct fs_table *t);
+
+/* A new inode with a fresh number; linked nowhere yet. */
+struct fs_inode *fs_inode_new(struct fs_table *t, mode_t mode);
+struct fs_inode *fs_table_find(struct fs_table *t, uint64_t ino);
+struct fs_inode *fs_table_lookup(struct fs_table *t, struct fs_inode *dir, const char *name);
+uint64_t fs_table_count(struct fs_table *t);
+
+/* Link child into dir under name (dir must not have name yet). */
+int fs_inode_link(struct fs_table *t, struct fs_inode *dir, struct fs_inode *child,
+		  const char *name);
+/* Remove child from its directory; it keeps its number until freed. */
+void fs_inode_unlink(struct fs_table *t, struct fs_inode *child);
+/* Free when unlinked, unreferenced by the kernel and not open. */
+void fs_inode_maybe_free(struct fs_table *t, struct fs_inode *ino);
+/* Frees an unlinked directory subtree unconditionally (used at unmount). */
+void fs_inode_free_tree(struct fs_table *t, struct fs_inode *root);
+
+/* Path relative to the root ("" for the root); *out malloc'd. */
+int fs_inode_path(char **out, const struct fs_inode *ino);
+
+/* Marks the inode and its ancestors as changed since the last commit. */
+void fs_inode_touch_blob(struct fs_inode *ino);
+
+#endif

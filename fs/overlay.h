@@ -1,0 +1,41 @@
+/* overlay: what was written to an open file since its last flush.  The
+ * bytes live in an anonymous temporary file (O_TMPFILE, so a crash leaves
+ * nothing behind) at their file offsets; a sorted list of disjoint ranges
+ * says which offsets are dirty.  Below base_limit, undirty bytes come from
+ * the file's manifest; every byte at or above base_limit is dirty (holes
+ * read as zeros from the sparse temp file), so a read never needs to know
+ * what a truncate threw away.  The caller holds the inode's data_lock. */
+#ifndef PEERCLING_FS_OVERLAY_H
+#define PEERCLING_FS_OVERLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct fs_range {
+	uint64_t lo, hi; /* [lo, hi) */
+};
+
+struct fs_overlay {
+	int fd;
+	uint64_t base_limit;
+	size_t nranges, cap;
+	struct fs_range *r;
+};
+
+/* dir: where the temp file goes (same filesystem as the state). */
+int fs_overlay_new(struct fs_overlay **out, const char *dir, uint64_t base_size);
+void fs_overlay_free(struct fs_overlay *ov);
+
+/* Writes buf at off into the temp file and marks it dirty.  size is the
+ * file's size before the write: a gap between it and off becomes dirty
+ * zeros. */
+int fs_overlay_write(struct fs_overlay *ov, const void *buf, size_t len, uint64_t off,
+		     uint64_t size);
+/* Size changes from old_size to new_size. */
+int fs_overlay_truncate(struct fs_overlay *ov, uint64_t old_size, uint64_t new_size);
+void fs_overlay_mark(struct fs_overlay *ov, uint64_t lo, uint64_t hi);
+
+/* The first range that ends after off, or NULL. */
+const struct fs_range *fs_overlay_next(const struct fs_overlay *ov, uint64_t off);
+
+#endif

@@ -1,0 +1,166 @@
+/* rechunk: see rechunk.h.  Works through a window of 4 MiB so that memory
+ * stays bounded whatever the file size. */
+#include "config.h"
+#include "fs/rechunk.h"
+#include "core/chunk.h"
+#include "core/error.h"
+#include "core/manifest.h"
+#include "core/store.h"
+#include "fs/overlay.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WINDOW (4u << 20)
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	static const uint8_t zero[4096];
+	while (n >= sizeof(zero)) {
+		if (memcmp(p, zero, sizeof(zero)))
+			return 0;
+		p += sizeof(zero);
+		n -= sizeof(zero);
+	}
+	return memcmp(p, zero, n) == 0;
+}
+
+static int make_inline(struct manifest *m, uint64_t size, fs_rechunk_read_fn read, void *ctx)
+{
+	m->is_inline = 1;
+	m->size = size;
+	m->inline_data = malloc(size ? size : 1);
+	if (!m->inline_data)
+		return -ENOMEM;
+	long r = size ? read(ctx, m->inline_data, size, 0) : 0;
+	if (r < 0)
+		return (int)r;
+	if ((uint64_t)r != size)
+		return error_set(-EIO, "short read while flushing a small file");
+	return 0;
+}
+
+/* Where chunking must restart: the start of the old block holding lo. */
+static size_t restart_index(const struct manifest *old, uint64_t lo, uint64_t *start)
+{
+	*start = 0;
+	if (!old || old->is_inline || old->nblocks == 0)
+		return 0;
+	uint64_t probe = lo < old->size ? lo : old->size - 1;
+	size_t i = manifest_find(old, probe, start);
+	return i;
+}
+
+/* 1 when pos is the start of an old block; *idx is that block. */
+static int old_boundary(const struct manifest *old, uint64_t pos, size_t *idx)
+{
+	uint64_t start;
+	size_t i = manifest_find(old, pos, &start);
+	if (i >= old->nblocks || start != pos)
+		return 0;
+	*idx = i;
+	return 1;
+}
+
+static int emit(struct manifest *m, struct store *s, const uint8_t *p, size_t n,
+		struct fs_rechunk_stats *st)
+{
+	blockid_t id;
+	if (all_zero(p, n))
+		return manifest_add_block(m, NULL, (uint32_t)n);
+	int rc = store_put_data(s, &id, p, n, 1);
+	if (rc)
+		return rc;
+	st->blocks_new++;
+	return manifest_add_block(m, &id, (uint32_t)n);
+}
+
+int fs_rechunk(struct manifest **out, const struct manifest *old, const struct fs_overlay *ov,
+	       uint64_t new_size, fs_rechunk_read_fn read, void *ctx, struct store *s,
+	       struct fs_rechunk_stats *stats)
+{
+	struct fs_rechunk_stats st = { 0 };
+	struct manifest *m = manifest_new();
+	uint8_t *buf = NULL;
+	int rc = 0;
+	if (!m)
+		return -ENOMEM;
+	if (new_size <= MANIFEST_INLINE_MAX) {
+		rc = make_inline(m, new_size, read, ctx);
+		goto done;
+	}
+	uint64_t lo = new_size, hi = 0;
+	if (ov && ov->nranges) {
+		lo = ov->r[0].lo;
+		hi = ov->r[ov->nranges - 1].hi;
+	}
+	if (ov && ov->base_limit < lo)
+		lo = ov->base_limit;
+	uint64_t old_size = (old && !old->is_inline) ? old->size : 0;
+	int can_resync = old_size && new_size == old_size && (!ov || ov->base_limit == old_size);
+	uint64_t pos;
+	size_t first = restart_index(old, lo, &pos);
+	for (size_t i = 0; i < first; i++) {
+		if ((rc = manifest_add_block(m, &old->blocks[i].id, old->blocks[i].len)))
+			goto done;
+		st.blocks_reused++;
+	}
+	buf = malloc(WINDOW);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	uint64_t win_off = pos; /* file offset of buf[0] */
+	size_t win_len = 0;
+	while (pos < new_size) {
+		size_t idx;
+		if (can_resync && pos >= hi && pos > 0 && old_boundary(old, pos, &idx)) {
+			for (; idx < old->nblocks; idx++) {
+				if ((rc = manifest_add_block(m, &old->blocks[idx].id,
+							     old->blocks[idx].len)))
+					goto done;
+				st.blocks_reused++;
+			}
+			break;
+		}
+		size_t have = (size_t)(win_off + win_len - pos);
+		uint64_t left = new_size - pos;
+		if (have < CHUNK_MAX && have < left) {
+			/* Slide the window so that it starts at pos, then fill it. */
+			memmove(buf, buf + (pos - win_off), have);
+			win_off = pos;
+			win_len = have;
+			size_t want = WINDOW - win_len;
+			if (want > new_size - (win_off + win_len))
+				want = (size_t)(new_size - (win_off + win_len));
+			long r = read(ctx, buf + win_len, want, win_off + win_len);
+			if (r < 0) {
+				rc = (int)r;
+				goto done;
+			}
+			if ((size_t)r != want) {
+				rc = error_set(-EIO, "short read while flushing");
+				goto done;
+			}
+			win_len += want;
+			st.bytes_chunked += want;
+			have = win_len;
+		}
+		const uint8_t *p = buf + (pos - win_off);
+		size_t n = chunk_next(p, have < left ? have : (size_t)left);
+		if ((rc = emit(m, s, p, n, &st)))
+			goto done;
+		pos += n;
+	}
+done:
+	free(buf);
+	if (rc) {
+		manifest_free(m);
+		return rc;
+	}
+	if (stats)
+		*stats = st;
+	*out = m;
+	return 0;
+}

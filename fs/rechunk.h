@@ -1,0 +1,34 @@
+/* rechunk: turns a file's old manifest plus its overlay into a new manifest,
+ * cutting new blocks only around what changed.
+ *
+ * Every boundary in a manifest except the last is a content-defined cut, so
+ * chunking may restart at the start of the block holding the first changed
+ * byte and produce exactly what chunking the whole file would.  When the
+ * size did not change, chunking stops at the first new cut past the last
+ * changed byte that falls on an old boundary: from there on the old blocks
+ * are reused.  A small write into a 4 GiB file thus reads and hashes a few
+ * blocks, not 4 GiB.  All-zero chunks become holes and cost no block. */
+#ifndef PEERCLING_FS_RECHUNK_H
+#define PEERCLING_FS_RECHUNK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct manifest;
+struct fs_overlay;
+struct store;
+
+/* Reads the file's current content (old manifest + overlay). */
+typedef long (*fs_rechunk_read_fn)(void *ctx, void *buf, size_t len, uint64_t off);
+
+struct fs_rechunk_stats {
+	uint64_t bytes_chunked; /* bytes read and cut anew */
+	uint64_t blocks_new, blocks_reused;
+};
+
+/* *out: a new manifest (content only: the caller sets mode, mtime, xattrs). */
+int fs_rechunk(struct manifest **out, const struct manifest *old, const struct fs_overlay *ov,
+	       uint64_t new_size, fs_rechunk_read_fn read, void *ctx, struct store *s,
+	       struct fs_rechunk_stats *stats);
+
+#endif

@@ -1,0 +1,129 @@
+"""Crashes and damage: what fsync promises survives kill -9, a corrupted
+block is an I/O error and never wrong data, and saves are batched into few
+commits."""
+import errno
+import os
+import shutil
+import stat
+import time
+
+from helpers import MiB, Volume, assert_same, check, is_mounted, lazy_unmount, raises_errno, \
+    read_file, write_file
+
+
+def fsync_write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def crash_and_remount(mounts, volume, mp):
+    """kill -9 the daemon, check the mount is dead, clear it, mount again."""
+    mounts.crash(mp)
+    raises_errno(errno.ENOTCONN, os.stat, mp)
+    lazy_unmount(mp)
+    assert not is_mounted(mp)
+    mounts.mount(volume, mp)
+
+
+def test_fsynced_file_survives_kill_9_of_the_daemon(mounts, volume, mounted):
+    data = os.urandom(3 * MiB + 17)
+    fsync_write(mounted / "precious", data)
+    crash_and_remount(mounts, volume, mounted)
+    assert_same(mounted / "precious", data)
+
+
+def test_fsynced_overwrite_survives_kill_9(mounts, volume, mounted, remount):
+    p = mounted / "doc"
+    write_file(p, b"version 1\n" * 1000)
+    remount(mounted)
+    with open(p, "r+b") as f:
+        f.seek(5000)
+        f.write(b"VERSION 2!")
+        f.flush()
+        os.fsync(f.fileno())
+    want = bytearray(b"version 1\n" * 1000)
+    want[5000:5010] = b"VERSION 2!"
+    crash_and_remount(mounts, volume, mounted)
+    assert_same(p, bytes(want))
+
+
+def test_rename_mkdir_chmod_before_an_fsync_survive_kill_9(mounts, volume, mounted, remount):
+    write_file(mounted / "old-name", b"renamed\n")
+    write_file(mounted / "script", b"#!/bin/sh\n")
+    remount(mounted)
+    os.rename(mounted / "old-name", mounted / "new-name")
+    os.mkdir(mounted / "newdir")
+    os.chmod(mounted / "script", 0o755)
+    fsync_write(mounted / "newdir" / "synced", b"synced last\n")
+    crash_and_remount(mounts, volume, mounted)
+    assert sorted(os.listdir(mounted)) == ["new-name", "newdir", "script"]
+    assert_same(mounted / "new-name", b"renamed\n")
+    assert os.path.isdir(mounted / "newdir")
+    assert stat.S_IMODE(os.stat(mounted / "script").st_mode) == 0o755
+    assert_same(mounted / "newdir" / "synced", b"synced last\n")
+
+
+def test_kill_9_leaves_an_enotconn_mount_that_fusermount_z_clears(mounts, volume, mounted):
+    mounts.crash(mounted)
+    raises_errno(errno.ENOTCONN, os.listdir, mounted)
+    check(mounts.pc.run(["fusermount3", "-u", "-z", mounted]))
+    assert not is_mounted(mounted)
+    assert volume.status()["mounted"] is False
+    mounts.mount(volume, mounted)
+
+
+def test_corrupted_block_gives_eio_and_other_files_still_read(mounts, peercling, mountpoint,
+                                                               tmp_path):
+    # A cloud that goes away before the remount: the damaged block can then come
+    # from nowhere else, so the only right answer is an error.
+    cloud = tmp_path / "cloud"
+    peercling.ok("init", "vol", "--cloud", "file://%s" % cloud)
+    volume = Volume(peercling, "vol")
+    mounts.mount(volume, mountpoint)
+    victim = os.urandom(2 * MiB)
+    bystander = os.urandom(2 * MiB)
+    write_file(mountpoint / "victim", victim)
+    write_file(mountpoint / "bystander", bystander)
+    mounts.umount(mountpoint)
+
+    # The cache holds plain bytes: the blocks of `victim` are pieces of it.
+    mine = [b for b in volume.block_files()
+            if len(b.read_bytes()) >= 64 and b.read_bytes() in victim]
+    assert mine, "no block file under %s/blocks holds a piece of the file" % volume.dir
+    bad = mine[len(mine) // 2]
+    raw = bytearray(bad.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    os.chmod(bad, 0o644)
+    bad.write_bytes(bytes(raw))
+    if cloud.exists():
+        shutil.move(str(cloud), str(tmp_path / "cloud-gone"))
+
+    mounts.mount(volume, mountpoint)
+    raises_errno(errno.EIO, read_file, mountpoint / "victim")
+    assert_same(mountpoint / "bystander", bystander)
+
+
+def test_50_quick_saves_then_sync_make_few_commits(mounts, volume, mounted):
+    p = mounted / "counter.txt"
+    start = time.monotonic()
+    for i in range(50):
+        write_file(p, b"save %d\n" % i)
+    assert time.monotonic() - start < 5, "50 small saves took more than 5 s"
+    check(mounts.pc("sync", mounted))
+    count = int(volume.git("rev-list", "--count", "main").stdout)
+    assert 1 <= count < 10, "%d commits for 50 saves and one sync" % count
+    assert "counter.txt" in volume.git("ls-tree", "-r", "--name-only", "main").stdout.split()
+    mounts.umount(mounted)
+    assert "counter.txt" in volume.git("ls-tree", "-r", "--name-only", "main").stdout.split()
+    mounts.mount(volume, mounted)
+    assert_same(p, b"save 49\n")
+
+
+def test_sync_with_a_path_inside_the_mount_commits_now(mounts, volume, mounted):
+    os.mkdir(mounted / "sub")
+    write_file(mounted / "sub" / "f", b"x")
+    check(mounts.pc("sync", cwd=mounted / "sub"))        # PATH defaults to cwd
+    names = volume.git("ls-tree", "-r", "--name-only", "main").stdout.split()
+    assert "sub/f" in names

@@ -1,0 +1,142 @@
+/* test_fetch: the fetch chain tries the store, then each source in order,
+ * verifies what sources send, and keeps good blocks. */
+#include "config.h"
+#include "core/blockid.h"
+#include "core/error.h"
+#include "core/fetch.h"
+#include "core/seal.h"
+#include "core/store.h"
+#include "tap.h"
+
+#include <errno.h>
+
+static uint8_t idkey[BLOCKID_KEY_SIZE];
+static const char good[] = "block contents that a peer has";
+
+struct fake_source {
+	int calls;
+	int corrupt; /* send altered bytes */
+	int have;
+};
+
+static int fake_get(void *payload, const blockid_t *id, uint8_t **out, size_t *len)
+{
+	struct fake_source *fs = payload;
+	fs->calls++;
+	if (!fs->have)
+		return -ENOENT;
+	*out = malloc(sizeof(good));
+	memcpy(*out, good, sizeof(good));
+	if (fs->corrupt)
+		(*out)[3] ^= 1;
+	*len = sizeof(good);
+	return 0;
+}
+
+static void setup(char **dir, struct store **s, struct fetch **f)
+{
+	*dir = tap_tmpdir();
+	CHECK_EQ(store_open(s, *dir, idkey, 0), 0);
+	CHECK_EQ(fetch_new(f, *s), 0);
+}
+
+static void teardown(char *dir, struct store *s, struct fetch *f)
+{
+	fetch_free(f);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void a_local_block_needs_no_source(void)
+{
+	char *dir;
+	struct store *s;
+	struct fetch *f;
+	struct fake_source src = { .have = 1 };
+	struct fetch_source fsrc = { "peer", fake_get, &src };
+	setup(&dir, &s, &f);
+	fetch_add_source(f, &fsrc);
+	blockid_t id;
+	CHECK_EQ(store_put_data(s, &id, good, sizeof(good), 0), 0);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	CHECK_EQ(block_get(f, &id, &buf, &len), 0);
+	CHECK_EQ(src.calls, 0);
+	CHECK(len == sizeof(good) && memcmp(buf, good, len) == 0);
+	free(buf);
+	teardown(dir, s, f);
+}
+
+static void a_corrupt_source_is_skipped_for_the_next_one(void)
+{
+	char *dir;
+	struct store *s;
+	struct fetch *f;
+	struct fake_source bad = { .have = 1, .corrupt = 1 }, cloud = { .have = 1 };
+	struct fetch_source a = { "peer", fake_get, &bad }, b = { "cloud", fake_get, &cloud };
+	setup(&dir, &s, &f);
+	fetch_add_source(f, &a);
+	fetch_add_source(f, &b);
+	blockid_t id;
+	blockid_compute(&id, idkey, good, sizeof(good));
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	CHECK_EQ(block_get(f, &id, &buf, &len), 0);
+	CHECK(buf && len == sizeof(good) && memcmp(buf, good, len) == 0);
+	CHECK_EQ(bad.calls, 1);
+	CHECK_EQ(cloud.calls, 1);
+	free(buf);
+	/* Kept in the store: a second read asks nobody. */
+	CHECK_EQ(store_has(s, &id), 1);
+	CHECK_EQ(block_get(f, &id, &buf, &len), 0);
+	CHECK_EQ(cloud.calls, 1);
+	free(buf);
+	teardown(dir, s, f);
+}
+
+static void no_good_copy_anywhere_is_eio_with_reasons(void)
+{
+	char *dir;
+	struct store *s;
+	struct fetch *f;
+	struct fake_source bad = { .have = 1, .corrupt = 1 }, none = { .have = 0 };
+	struct fetch_source a = { "peer", fake_get, &bad }, b = { "cloud", fake_get, &none };
+	setup(&dir, &s, &f);
+	fetch_add_source(f, &a);
+	fetch_add_source(f, &b);
+	blockid_t id;
+	blockid_compute(&id, idkey, good, sizeof(good));
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	CHECK_EQ(block_get(f, &id, &buf, &len), -EIO);
+	CHECK(strstr(error_last(), "peer: sent corrupt data") != NULL);
+	CHECK(strstr(error_last(), "cloud:") != NULL);
+	CHECK_EQ(store_has(s, &id), 0);
+	teardown(dir, s, f);
+}
+
+static void the_chain_has_a_bounded_number_of_sources(void)
+{
+	char *dir;
+	struct store *s;
+	struct fetch *f;
+	struct fake_source none = { 0 };
+	struct fetch_source a = { "x", fake_get, &none };
+	setup(&dir, &s, &f);
+	for (int i = 0; i < FETCH_MAX_SOURCES; i++)
+		CHECK_EQ(fetch_add_source(f, &a), 0);
+	CHECK_EQ(fetch_add_source(f, &a), -ENOSPC);
+	teardown(dir, s, f);
+}
+
+int main(void)
+{
+	seal_init();
+	seal_random_key(idkey);
+	TEST(a_local_block_needs_no_source);
+	TEST(a_corrupt_source_is_skipped_for_the_next_one);
+	TEST(no_good_copy_anywhere_is_eio_with_reasons);
+	TEST(the_chain_has_a_bounded_number_of_sources);
+	TAP_DONE();
+}

@@ -1,0 +1,921 @@
+/* test_store: the block store keeps blocks intact and durable, never hands
+ * out a corrupt one, evicts least-recently-used blocks but never pinned or
+ * dirty ones, and keeps pins and the dirty set across restarts and crashes
+ * (torn log records).  STORE_BIG=1 adds a timing of open over 100,000
+ * blocks. */
+#include "config.h"
+
+#include "core/error.h"
+#include "core/store.h"
+#include "tap.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint8_t key[BLOCKID_KEY_SIZE];
+
+/* Deterministic, distinct contents for block number n. */
+static uint8_t *make_data(unsigned n, size_t len)
+{
+	uint8_t *p = malloc(len ? len : 1);
+	uint32_t x = n * 2654435761u + 1;
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (uint8_t)x;
+	}
+	return p;
+}
+
+static void block_path(char *out, size_t n, const char *dir, const blockid_t *id)
+{
+	char hex[BLOCKID_HEX_SIZE];
+	blockid_to_hex(id, hex);
+	snprintf(out, n, "%s/%.2s/%s", dir, hex, hex);
+}
+
+static void corrupt_path(char *out, size_t n, const char *dir, const blockid_t *id)
+{
+	char hex[BLOCKID_HEX_SIZE];
+	blockid_to_hex(id, hex);
+	snprintf(out, n, "%s/corrupt/%s", dir, hex);
+}
+
+static int exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+static long long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static struct store *open_at(const char *dir, uint64_t limit)
+{
+	struct store *s = NULL;
+	int rc = store_open(&s, dir, key, limit);
+	if (rc)
+		printf("# store_open(%s): %d %s\n", dir, rc, error_last());
+	CHECK_EQ(rc, 0);
+	return s;
+}
+
+/* Puts block n of len bytes, returning its id. */
+static blockid_t put_n(struct store *s, unsigned n, size_t len, int dirty)
+{
+	blockid_t id;
+	uint8_t *d = make_data(n, len);
+	CHECK_EQ(store_put_data(s, &id, d, len, dirty), 0);
+	free(d);
+	return id;
+}
+
+static int get_ok(struct store *s, const blockid_t *id, unsigned n, size_t len)
+{
+	uint8_t *buf = NULL, *want = make_data(n, len);
+	size_t got = 0;
+	int ok = store_get(s, id, &buf, &got) == 0 && got == len && memcmp(buf, want, len) == 0;
+	free(buf);
+	free(want);
+	return ok;
+}
+
+static void put_get_round_trips(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, 0);
+	blockid_t id = put_n(s, 1, 5000, 0), want;
+	uint8_t *d = make_data(1, 5000);
+	blockid_compute(&want, key, d, 5000);
+	CHECK(blockid_cmp(&id, &want) == 0);
+	CHECK(get_ok(s, &id, 1, 5000));
+	CHECK_EQ(store_has(s, &id), 1);
+	char path[4200];
+	block_path(path, sizeof(path), dir, &id);
+	CHECK_EQ(file_size(path), 5000);
+
+	blockid_t empty;
+	CHECK_EQ(store_put_data(s, &empty, "", 0, 0), 0);
+	uint8_t *buf = NULL;
+	size_t len = 1;
+	CHECK_EQ(store_get(s, &empty, &buf, &len), 0);
+	CHECK_EQ(len, 0);
+	free(buf);
+	free(d);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void putting_the_same_data_twice_counts_once(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, 0);
+	blockid_t a = put_n(s, 7, 3000, 0), b = put_n(s, 7, 3000, 0);
+	uint8_t *d = make_data(7, 3000);
+	CHECK_EQ(store_put(s, &a, d, 3000), 0);
+	CHECK(blockid_cmp(&a, &b) == 0);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.blocks, 1);
+	CHECK_EQ(st.bytes, 3000);
+	free(d);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void getting_a_missing_id_is_enoent(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, 0);
+	blockid_t id;
+	memset(&id, 0xab, sizeof(id));
+	uint8_t *buf = (uint8_t *)1;
+	size_t len = 1;
+	CHECK_EQ(store_get(s, &id, &buf, &len), -ENOENT);
+	CHECK(buf == NULL);
+	CHECK(strstr(error_last(), "abababab") != NULL);
+	CHECK_EQ(store_has(s, &id), 0);
+	CHECK_EQ(store_remove(s, &id), -ENOENT);
+	CHECK_EQ(store_pin(s, &id), -ENOENT);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+/* Damages the block file with f, then checks the store refuses it and moves
+ * it aside. */
+static void check_damage_detected(void (*damage)(const char *path))
+{
+	char *dir = tap_tmpdir(), path[4200], moved[4200];
+	struct store *s = open_at(dir, 0);
+	blockid_t id = put_n(s, 3, 4096, 0);
+	block_path(path, sizeof(path), dir, &id);
+	corrupt_path(moved, sizeof(moved), dir, &id);
+	damage(path);
+
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	CHECK_EQ(store_get(s, &id, &buf, &len), -ENOENT);
+	CHECK(buf == NULL);
+	CHECK(!exists(path));
+	CHECK(exists(moved));
+	CHECK_EQ(store_has(s, &id), 0);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.corrupt_blocks, 1);
+	CHECK_EQ(st.blocks, 0);
+	CHECK_EQ(st.bytes, 0);
+
+	/* A good copy from elsewhere is taken again. */
+	uint8_t *d = make_data(3, 4096);
+	CHECK_EQ(store_put(s, &id, d, 4096), 0);
+	CHECK(get_ok(s, &id, 3, 4096));
+	free(d);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void flip_one_bit(const char *path)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b = 0;
+	CHECK(fd >= 0 && pread(fd, &b, 1, 1000) == 1);
+	b ^= 0x10;
+	CHECK(pwrite(fd, &b, 1, 1000) == 1);
+	close(fd);
+}
+
+static void truncate_half(const char *path)
+{
+	CHECK_EQ(truncate(path, 2048), 0);
+}
+
+static void a_flipped_bit_on_disk_is_detected_and_quarantined(void)
+{
+	check_damage_detected(flip_one_bit);
+}
+
+static void a_truncated_block_is_detected_and_quarantined(void)
+{
+	check_damage_detected(truncate_half);
+}
+
+static void a_corrupt_pinned_dirty_block_loses_its_pin_and_dirty_mark_for_good(void)
+{
+	char *dir = tap_tmpdir(), path[4200];
+	struct store *s = open_at(dir, 0);
+	blockid_t id = put_n(s, 4, 2000, 1);
+	CHECK_EQ(store_pin(s, &id), 0);
+	block_path(path, sizeof(path), dir, &id);
+	flip_one_bit(path);
+	uint8_t *buf = NULL;
+	size_t len;
+	CHECK_EQ(store_get(s, &id, &buf, &len), -ENOENT);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.pinned_blocks, 0);
+	CHECK_EQ(st.dirty_blocks, 0);
+	/* The same id re-fetched clean must not come back pinned or dirty. */
+	put_n(s, 4, 2000, 0);
+	store_free(s);
+	s = open_at(dir, 0);
+	store_get_stats(s, &st);
+	CHECK_EQ(st.blocks, 1);
+	CHECK_EQ(st.pinned_blocks, 0);
+	CHECK_EQ(st.dirty_blocks, 0);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void put_with_data_not_matching_the_id_is_ebadmsg_and_stores_nothing(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, 0);
+	uint8_t *a = make_data(1, 1000), *b = make_data(2, 1000);
+	blockid_t ida;
+	blockid_compute(&ida, key, a, 1000);
+	CHECK_EQ(store_put(s, &ida, b, 1000), -EBADMSG);
+	CHECK_EQ(store_has(s, &ida), 0);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.blocks, 0);
+	CHECK_EQ(st.bytes, 0);
+	char path[4200];
+	block_path(path, sizeof(path), dir, &ida);
+	CHECK(!exists(path));
+	free(a);
+	free(b);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void eviction_under_a_limit_takes_the_least_recently_used_first(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, 3500);
+	blockid_t a = put_n(s, 1, 1000, 0), b = put_n(s, 2, 1000, 0), c = put_n(s, 3, 1000, 0);
+	CHECK(get_ok(s, &a, 1, 1000)); /* a is now newer than b and c */
+	blockid_t d = put_n(s, 4, 1000, 0);
+	CHECK_EQ(store_has(s, &a), 1);
+	CHECK_EQ(store_has(s, &b), 0);
+	CHECK_EQ(store_has(s, &c), 1);
+	CHECK_EQ(store_has(s, &d), 1);
+	put_n(s, 3, 1000, 0); /* a put of a present block touches it too */
+	blockid_t e = put_n(s, 5, 1000, 0);
+	CHECK_EQ(store_has(s, &a), 0);
+	CHECK_EQ(store_has(s, &c), 1);
+	CHECK_EQ(store_has(s, &e), 1);
+	char path[4200];
+	block_path(path, sizeof(path), dir, &b);
+	CHECK(!exists(path));
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.evicted_blocks, 2);
+	CHECK_EQ(st.blocks, 3);
+	CHECK_EQ(st.bytes, 3000);
+
+	/* Lowering the limit evicts down to it at once. */
+	CHECK_EQ(store_set_limit(s, 1500), 0);
+	store_get_stats(s, &st);
+	CHECK_EQ(st.blocks, 1);
+	CHECK_EQ(store_has(s, &e), 1);
+	CHECK_EQ(st.limit, 1500);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void pinned_and_dirty_blocks_survive_a_limit_smaller_than_they_are(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, 0);
+	blockid_t dirty = put_n(s, 1, 3000, 1), pinned = put_n(s, 2, 3000, 0);
+	CHECK_EQ(store_pin(s, &pinned), 0);
+	CHECK_EQ(store_set_limit(s, 1000), 0);
+	blockid_t c = put_n(s, 3, 500, 0), d = put_n(s, 4, 500, 0);
+	CHECK_EQ(store_has(s, &dirty), 1);
+	CHECK_EQ(store_has(s, &pinned), 1);
+	CHECK_EQ(store_has(s, &c), 0);
+	/* The block a put just stored is spared by that put's own eviction. */
+	CHECK_EQ(store_has(s, &d), 1);
+	CHECK(get_ok(s, &dirty, 1, 3000));
+	CHECK(get_ok(s, &pinned, 2, 3000));
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.pinned_blocks, 1);
+	CHECK_EQ(st.pinned_bytes, 3000);
+	CHECK_EQ(st.dirty_blocks, 1);
+	CHECK_EQ(st.dirty_bytes, 3000);
+	CHECK_EQ(st.bytes, 6500);
+
+	/* Once uploaded and unpinned they become ordinary cache. */
+	CHECK_EQ(store_set_clean(s, &dirty), 0);
+	CHECK_EQ(store_unpin(s, &pinned), 0);
+	store_get_stats(s, &st);
+	CHECK(st.bytes <= 1000);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+struct walk {
+	blockid_t ids[16];
+	int n, stop_at;
+	struct store *s;
+	int clean;
+};
+
+static int collect(const blockid_t *id, void *p)
+{
+	struct walk *w = p;
+	w->ids[w->n++] = *id;
+	if (w->clean)
+		CHECK_EQ(store_set_clean(w->s, id), 0);
+	return w->n == w->stop_at ? 42 : 0;
+}
+
+static void pins_and_the_dirty_set_persist_across_reopen_as_do_unpin_and_clean(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, 0);
+	blockid_t a = put_n(s, 1, 100, 1), b = put_n(s, 2, 200, 1), c = put_n(s, 3, 300, 1);
+	blockid_t d = put_n(s, 4, 400, 0), e = put_n(s, 5, 500, 0);
+	CHECK_EQ(store_pin(s, &d), 0);
+	CHECK_EQ(store_pin(s, &d), 0);
+	CHECK_EQ(store_pin(s, &e), 0);
+	store_free(s);
+
+	s = open_at(dir, 0);
+	struct walk w = {.stop_at = -1};
+	CHECK_EQ(store_foreach_dirty(s, collect, &w), 0);
+	CHECK_EQ(w.n, 3);
+	CHECK(blockid_cmp(&w.ids[0], &a) == 0);
+	CHECK(blockid_cmp(&w.ids[1], &b) == 0);
+	CHECK(blockid_cmp(&w.ids[2], &c) == 0);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.pinned_blocks, 2);
+	CHECK_EQ(st.pinned_bytes, 900);
+	CHECK_EQ(st.dirty_blocks, 3);
+	CHECK_EQ(st.dirty_bytes, 600);
+	CHECK_EQ(store_unpin(s, &d), 0);
+	CHECK_EQ(store_unpin(s, &e), 0);
+	CHECK_EQ(store_set_clean(s, &b), 0);
+	store_free(s);
+
+	s = open_at(dir, 0);
+	store_get_stats(s, &st);
+	CHECK_EQ(st.pinned_blocks, 1); /* d had two pins, one is left */
+	CHECK_EQ(st.dirty_blocks, 2);
+	CHECK_EQ(store_unpin(s, &d), 0);
+	CHECK_EQ(store_unpin(s, &d), -EINVAL);
+	CHECK_EQ(store_unpin(s, &e), -EINVAL);
+	store_free(s);
+	s = open_at(dir, 0);
+	store_get_stats(s, &st);
+	CHECK_EQ(st.pinned_blocks, 0);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void the_dirty_walk_follows_the_order_blocks_were_made_dirty(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, 0);
+	blockid_t a = put_n(s, 1, 100, 1), b = put_n(s, 2, 100, 1), c = put_n(s, 3, 100, 0);
+	put_n(s, 3, 100, 1); /* a clean block put again as new data turns dirty */
+	put_n(s, 1, 100, 1); /* already dirty: keeps its place */
+	CHECK_EQ(store_set_clean(s, &b), 0);
+	put_n(s, 2, 100, 1); /* dirty again: goes to the end */
+	store_free(s);
+	s = open_at(dir, 0);
+
+	struct walk w = {.stop_at = 2};
+	CHECK_EQ(store_foreach_dirty(s, collect, &w), 42);
+	CHECK_EQ(w.n, 2);
+	memset(&w, 0, sizeof(w));
+	w.stop_at = -1;
+	w.s = s;
+	w.clean = 1; /* an uploader cleans from inside the walk */
+	CHECK_EQ(store_foreach_dirty(s, collect, &w), 0);
+	CHECK_EQ(w.n, 3);
+	CHECK(blockid_cmp(&w.ids[0], &a) == 0);
+	CHECK(blockid_cmp(&w.ids[1], &c) == 0);
+	CHECK(blockid_cmp(&w.ids[2], &b) == 0);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.dirty_blocks, 0);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void append_to(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_APPEND);
+	CHECK(fd >= 0);
+	CHECK(write(fd, data, len) == (ssize_t)len);
+	close(fd);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0);
+	CHECK(write(fd, data, len) == (ssize_t)len);
+	close(fd);
+}
+
+static void a_torn_last_record_in_the_log_is_ignored(void)
+{
+	char *dir = tap_tmpdir(), logp[4200];
+	snprintf(logp, sizeof(logp), "%s/store.log", dir);
+	struct store *s = open_at(dir, 0);
+	blockid_t a = put_n(s, 1, 100, 1), b = put_n(s, 2, 100, 0);
+	CHECK_EQ(store_pin(s, &b), 0);
+	store_free(s);
+	long long before = file_size(logp);
+
+	uint8_t junk[44];
+	memset(junk, 0x5a, sizeof(junk));
+	junk[0] = 'C'; /* looks like a clean mark, but its CRC is wrong */
+	append_to(logp, junk, 20);
+	s = open_at(dir, 0);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.dirty_blocks, 1);
+	CHECK_EQ(st.pinned_blocks, 1);
+	store_free(s);
+	CHECK_EQ(file_size(logp) % 44, 0);
+
+	append_to(logp, junk, sizeof(junk)); /* a whole record, torn inside */
+	s = open_at(dir, 0);
+	store_get_stats(s, &st);
+	CHECK_EQ(st.dirty_blocks, 1);
+	CHECK_EQ(st.pinned_blocks, 1);
+	CHECK_EQ(store_has(s, &a), 1);
+	store_free(s);
+	CHECK_EQ(file_size(logp), before);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void log_records_of_blocks_whose_file_is_gone_are_dropped_at_open(void)
+{
+	char *dir = tap_tmpdir(), path[4200];
+	struct store *s = open_at(dir, 0);
+	blockid_t a = put_n(s, 1, 100, 1);
+	CHECK_EQ(store_pin(s, &a), 0);
+	put_n(s, 2, 100, 1);
+	store_free(s);
+	block_path(path, sizeof(path), dir, &a);
+	CHECK_EQ(unlink(path), 0);
+	s = open_at(dir, 0);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.blocks, 1);
+	CHECK_EQ(st.pinned_blocks, 0);
+	CHECK_EQ(st.dirty_blocks, 1);
+	/* Back again later, it is an ordinary block. */
+	put_n(s, 1, 100, 0);
+	store_free(s);
+	s = open_at(dir, 0);
+	store_get_stats(s, &st);
+	CHECK_EQ(st.pinned_blocks, 0);
+	CHECK_EQ(st.dirty_blocks, 1);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static int removable(unsigned i)
+{
+	return i % 6 == 3 && i % 5 != 0 && i % 7 != 1;
+}
+
+static void accounting_after_reopen_equals_accounting_before(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, 0);
+	blockid_t ids[40];
+	for (unsigned i = 0; i < 40; i++)
+		ids[i] = put_n(s, i, 100 + 37 * i, i % 5 == 0);
+	for (unsigned i = 1; i < 40; i += 7)
+		CHECK_EQ(store_pin(s, &ids[i]), 0);
+	for (unsigned i = 0; i < 40; i++)
+		if (removable(i))
+			CHECK_EQ(store_remove(s, &ids[i]), 0);
+	struct store_stats before, after;
+	store_get_stats(s, &before);
+	store_free(s);
+	s = open_at(dir, 0);
+	store_get_stats(s, &after);
+	CHECK_EQ(after.blocks, before.blocks);
+	CHECK_EQ(after.bytes, before.bytes);
+	CHECK_EQ(after.pinned_blocks, before.pinned_blocks);
+	CHECK_EQ(after.pinned_bytes, before.pinned_bytes);
+	CHECK_EQ(after.dirty_blocks, before.dirty_blocks);
+	CHECK_EQ(after.dirty_bytes, before.dirty_bytes);
+	CHECK_EQ(before.blocks, 34);
+	for (unsigned i = 0; i < 40; i++)
+		CHECK_EQ(store_has(s, &ids[i]), !removable(i));
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void remove_refuses_pinned_and_dirty_blocks(void)
+{
+	char *dir = tap_tmpdir(), path[4200];
+	struct store *s = open_at(dir, 0);
+	blockid_t a = put_n(s, 1, 100, 1), b = put_n(s, 2, 100, 0), c = put_n(s, 3, 100, 0);
+	CHECK_EQ(store_pin(s, &b), 0);
+	CHECK_EQ(store_remove(s, &a), -EBUSY);
+	CHECK_EQ(store_remove(s, &b), -EBUSY);
+	CHECK_EQ(store_remove(s, &c), 0);
+	block_path(path, sizeof(path), dir, &c);
+	CHECK(!exists(path));
+	CHECK_EQ(store_has(s, &c), 0);
+	CHECK_EQ(store_remove(s, &c), -ENOENT);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.blocks, 2);
+	CHECK_EQ(st.bytes, 200);
+	CHECK_EQ(st.evicted_blocks, 0);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void the_log_is_compacted_while_open_and_keeps_its_meaning(void)
+{
+	char *dir = tap_tmpdir(), logp[4200];
+	snprintf(logp, sizeof(logp), "%s/store.log", dir);
+	struct store *s = open_at(dir, 0);
+	blockid_t a = put_n(s, 1, 100, 1), b = put_n(s, 2, 100, 0);
+	CHECK_EQ(store_pin(s, &b), 0);
+	long long biggest = 0;
+	for (int i = 0; i < 300; i++) {
+		CHECK_EQ(store_set_clean(s, &a), 0);
+		put_n(s, 1, 100, 1);
+		long long n = file_size(logp);
+		biggest = n > biggest ? n : biggest;
+	}
+	/* Uncompacted, 600 records would be there. */
+	CHECK(biggest < 300 * 44);
+	store_free(s);
+	s = open_at(dir, 0);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.dirty_blocks, 1);
+	CHECK_EQ(st.pinned_blocks, 1);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+/* ---- concurrency ------------------------------------------------------- */
+
+#define POOL 48
+#define THREADS 8
+#define OPS 150
+#define POOL_LIMIT 16384
+
+static blockid_t pool_id[POOL];
+static uint8_t *pool_data[POOL];
+static size_t pool_len[POOL];
+
+struct worker {
+	struct store *s;
+	unsigned seed;
+	int bad;
+};
+
+static void worker_get(struct worker *w, unsigned i)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = store_get(w->s, &pool_id[i], &buf, &len);
+	if (rc == 0 && (len != pool_len[i] || memcmp(buf, pool_data[i], len) != 0))
+		w->bad++;
+	if (rc != 0 && rc != -ENOENT)
+		w->bad++;
+	free(buf);
+}
+
+static void worker_op(struct worker *w, unsigned r)
+{
+	unsigned i = (r >> 8) % POOL;
+	blockid_t id;
+	int rc;
+	switch (r % 8) {
+	case 0:
+	case 1:
+		w->bad += store_put(w->s, &pool_id[i], pool_data[i], pool_len[i]) != 0;
+		break;
+	case 2:
+		w->bad += store_put_data(w->s, &id, pool_data[i], pool_len[i], 0) != 0;
+		break;
+	case 3:
+		rc = store_remove(w->s, &pool_id[i]);
+		w->bad += rc != 0 && rc != -ENOENT && rc != -EBUSY;
+		break;
+	case 4:
+		/* Pinned blocks are neither evicted nor removable, and
+		 * every pin is matched by one unpin, so the unpin holds. */
+		if (store_pin(w->s, &pool_id[i]) == 0)
+			w->bad += store_unpin(w->s, &pool_id[i]) != 0;
+		break;
+	default:
+		worker_get(w, i);
+	}
+}
+
+static void *worker_run(void *p)
+{
+	struct worker *w = p;
+	for (int k = 0; k < OPS; k++)
+		worker_op(w, (unsigned)rand_r(&w->seed));
+	return NULL;
+}
+
+/* Sums the sizes of the block files actually on disk. */
+static void disk_usage(const char *dir, long long *blocks, long long *bytes)
+{
+	*blocks = *bytes = 0;
+	for (unsigned i = 0; i < 256; i++) {
+		char sub[4200];
+		struct stat st;
+		snprintf(sub, sizeof(sub), "%s/%02x", dir, i);
+		DIR *d = opendir(sub);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, 0) != 0)
+				continue;
+			(*blocks)++;
+			*bytes += st.st_size;
+		}
+		if (d)
+			closedir(d);
+	}
+}
+
+static void concurrent_puts_and_gets_on_shared_ids_end_consistent(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, POOL_LIMIT);
+	size_t biggest = 0;
+	for (unsigned i = 0; i < POOL; i++) {
+		pool_len[i] = 200 + (i * 397) % 1800;
+		pool_data[i] = make_data(1000 + i, pool_len[i]);
+		blockid_compute(&pool_id[i], key, pool_data[i], pool_len[i]);
+		biggest = pool_len[i] > biggest ? pool_len[i] : biggest;
+	}
+	pthread_t t[THREADS];
+	struct worker w[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){.s = s, .seed = 17u * (unsigned)i + 1};
+		CHECK_EQ(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ(w[i].bad, 0);
+	}
+	struct store_stats st;
+	store_get_stats(s, &st);
+	long long blocks, bytes;
+	disk_usage(dir, &blocks, &bytes);
+	CHECK_EQ(st.bytes, bytes);
+	CHECK_EQ(st.blocks, blocks);
+	CHECK_EQ(st.pinned_blocks, 0);
+	CHECK(st.evicted_blocks > 0);
+	/* Each put spares only its own block, so the overshoot is bounded. */
+	CHECK(st.bytes <= POOL_LIMIT + THREADS * biggest);
+	for (unsigned i = 0; i < POOL; i++) {
+		char path[4200];
+		block_path(path, sizeof(path), dir, &pool_id[i]);
+		CHECK_EQ(store_has(s, &pool_id[i]), exists(path));
+	}
+	store_free(s);
+
+	s = open_at(dir, POOL_LIMIT);
+	struct store_stats again;
+	store_get_stats(s, &again);
+	CHECK_EQ(again.bytes, bytes);
+	store_free(s);
+	for (unsigned i = 0; i < POOL; i++)
+		free(pool_data[i]);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+/* ---- errors and housekeeping ------------------------------------------- */
+
+static void an_unusable_store_dir_gives_a_clean_error(void)
+{
+	char *dir = tap_tmpdir(), path[4200];
+	struct store *s = (struct store *)1;
+
+	snprintf(path, sizeof(path), "%s/file", dir);
+	write_file(path, "", 0);
+	CHECK_EQ(store_open(&s, path, key, 0), -ENOTDIR);
+	CHECK(s == NULL);
+	CHECK(strstr(error_last(), path) != NULL);
+
+	snprintf(path, sizeof(path), "%s/file/blocks", dir);
+	CHECK_EQ(store_open(&s, path, key, 0), -ENOTDIR);
+	CHECK(strstr(error_last(), path) != NULL);
+
+	/* A file where the store wants its tmp/ directory. */
+	snprintf(path, sizeof(path), "%s/store", dir);
+	CHECK_EQ(mkdir(path, 0700), 0);
+	char tmpf[4300];
+	snprintf(tmpf, sizeof(tmpf), "%s/tmp", path);
+	write_file(tmpf, "", 0);
+	CHECK_EQ(store_open(&s, path, key, 0), -ENOTDIR);
+	CHECK(strstr(error_last(), "tmp") != NULL);
+
+	if (geteuid() != 0) { /* root ignores permissions */
+		snprintf(path, sizeof(path), "%s/ro", dir);
+		CHECK_EQ(mkdir(path, 0500), 0);
+		CHECK_EQ(store_open(&s, path, key, 0), -EACCES);
+		CHECK(strstr(error_last(), path) != NULL);
+		chmod(path, 0700);
+	} else {
+		printf("# running as root: the read-only directory case is skipped\n");
+	}
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void a_second_open_of_the_same_store_is_refused(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, 0), *t = NULL;
+	CHECK_EQ(store_open(&t, dir, key, 0), -EBUSY);
+	CHECK(t == NULL);
+	store_free(s);
+	s = open_at(dir, 0);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void leftover_temp_files_are_cleaned_and_stray_files_not_counted(void)
+{
+	char *dir = tap_tmpdir(), path[4200];
+	struct store *s = open_at(dir, 0);
+	put_n(s, 1, 100, 0);
+	store_free(s);
+	snprintf(path, sizeof(path), "%s/tmp/deadbeef.1", dir);
+	write_file(path, "", 0);
+	snprintf(path, sizeof(path), "%s/00", dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/00/README", dir);
+	write_file(path, "hello", 5);
+	s = open_at(dir, 0);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.blocks, 1);
+	CHECK_EQ(st.bytes, 100);
+	snprintf(path, sizeof(path), "%s/tmp/deadbeef.1", dir);
+	CHECK(!exists(path));
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void reopening_with_a_lower_limit_evicts_down_to_it(void)
+{
+	char *dir = tap_tmpdir();
+	struct store *s = open_at(dir, 0);
+	for (unsigned i = 0; i < 10; i++)
+		put_n(s, i, 1000, 0);
+	store_free(s);
+	s = open_at(dir, 4000);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK(st.bytes <= 4000);
+	CHECK_EQ(st.evicted_blocks, 6);
+	long long blocks, bytes;
+	disk_usage(dir, &blocks, &bytes);
+	CHECK_EQ(bytes, st.bytes);
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+/* ---- STORE_BIG=1: open time over 100,000 blocks ------------------------ */
+
+#define BIG_BLOCKS 100000
+#define BIG_SIZE 1024
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Files are written directly: going through store_put would cost two
+ * fsyncs per block and time the disk, not open. */
+static void write_big_store(const char *dir)
+{
+	uint8_t buf[BIG_SIZE];
+	char path[4200];
+	for (unsigned i = 0; i < BIG_BLOCKS; i++) {
+		blockid_t id;
+		memset(buf, 0, sizeof(buf));
+		memcpy(buf, &i, sizeof(i));
+		blockid_compute(&id, key, buf, sizeof(buf));
+		snprintf(path, sizeof(path), "%s/%02x", dir, id.b[0]);
+		mkdir(path, 0700);
+		block_path(path, sizeof(path), dir, &id);
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		CHECK(fd >= 0 && write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
+		close(fd);
+	}
+}
+
+static void drop_caches(void)
+{
+	sync();
+	FILE *f = fopen("/proc/sys/vm/drop_caches", "w");
+	if (f) {
+		fputs("3\n", f);
+		fclose(f);
+	}
+}
+
+static void opening_100000_blocks_is_timed(void)
+{
+	char *dir = tap_tmpdir();
+	store_free(open_at(dir, 0));
+	write_big_store(dir);
+	for (int round = 0; round < 3; round++) {
+		if (round == 2)
+			drop_caches();
+		double t0 = now_ms();
+		struct store *s = open_at(dir, 0);
+		double t1 = now_ms();
+		struct store_stats st;
+		store_get_stats(s, &st);
+		CHECK_EQ(st.blocks, BIG_BLOCKS);
+		CHECK_EQ(st.bytes, (uint64_t)BIG_BLOCKS * BIG_SIZE);
+		store_free(s);
+		printf("# open of %d blocks (%s): %.1f ms, free: %.1f ms\n", BIG_BLOCKS,
+		       round == 2 ? "after drop_caches, if permitted" : "warm cache", t1 - t0,
+		       now_ms() - t1);
+	}
+	tap_rmrf(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	randombytes_buf(key, sizeof(key));
+	TEST(put_get_round_trips);
+	TEST(putting_the_same_data_twice_counts_once);
+	TEST(getting_a_missing_id_is_enoent);
+	TEST(a_flipped_bit_on_disk_is_detected_and_quarantined);
+	TEST(a_truncated_block_is_detected_and_quarantined);
+	TEST(a_corrupt_pinned_dirty_block_loses_its_pin_and_dirty_mark_for_good);
+	TEST(put_with_data_not_matching_the_id_is_ebadmsg_and_stores_nothing);
+	TEST(eviction_under_a_limit_takes_the_least_recently_used_first);
+	TEST(pinned_and_dirty_blocks_survive_a_limit_smaller_than_they_are);
+	TEST(pins_and_the_dirty_set_persist_across_reopen_as_do_unpin_and_clean);
+	TEST(the_dirty_walk_follows_the_order_blocks_were_made_dirty);
+	TEST(a_torn_last_record_in_the_log_is_ignored);
+	TEST(log_records_of_blocks_whose_file_is_gone_are_dropped_at_open);
+	TEST(accounting_after_reopen_equals_accounting_before);
+	TEST(remove_refuses_pinned_and_dirty_blocks);
+	TEST(the_log_is_compacted_while_open_and_keeps_its_meaning);
+	TEST(concurrent_puts_and_gets_on_shared_ids_end_consistent);
+	TEST(an_unusable_store_dir_gives_a_clean_error);
+	TEST(a_second_open_of_the_same_store_is_refused);
+	TEST(leftover_temp_files_are_cleaned_and_stray_files_not_counted);
+	TEST(reopening_with_a_lower_limit_evicts_down_to_it);
+	if (getenv("STORE_BIG"))
+		TEST(opening_100000_blocks_is_timed);
+	else
+		printf("# STORE_BIG not set: the 100000-block open timing is skipped\n");
+	TAP_DONE();
+}
