@@ -441,6 +441,7 @@ static int bad(const struct reader *r, const char *why)
 
 static int take(struct reader *r, size_t n, const uint8_t **out)
 {
+	*out = NULL; /* never read on failure, but gcc -O2 cannot see that */
 	if (r->left < n)
 		return bad(r, "truncated");
 	*out = r->p;

@@ -943,7 +943,7 @@ static int scan_entry(struct store *s, struct scan *sc, DIR *d, const char *dir,
 
 static int scan_fanout(struct store *s, struct scan *sc, unsigned i)
 {
-	char dir[3], eb[128];
+	char dir[4], eb[128]; /* room for any unsigned, to keep -Wformat-truncation quiet */
 	snprintf(dir, sizeof(dir), "%02x", i);
 	int fd = openat(s->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT)

@@ -323,7 +323,8 @@ int volume_create(struct volume **out, const char *name, const struct volume_cre
 		rc = -ENOMEM;
 		goto fail;
 	}
-	git_repository_init_options io = GIT_REPOSITORY_INIT_OPTIONS_INIT;
+	git_repository_init_options io;
+	git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
 	io.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
 	io.initial_head = "main";
 	if (git_repository_init_ext(&repo, p, &io) < 0) {
