@@ -79,7 +79,7 @@ static int run(int argc, char **argv)
 	int json = 0, c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c != 'j')
 			return cmd_usage_error(&cmd_status, "unknown option '%s'", argv[optind - 1]);
 		json = 1;

@@ -29,7 +29,7 @@
 #define MANIFEST_FLAG_INLINE 0x01u
 #define NSEC_PER_SEC 1000000000u
 /* magic, version, flags, reserved, mode, mtime_sec, mtime_nsec, size */
-#define HEADER_SIZE (4 + 1 + 1 + 2 + 4 + 8 + 4 + 8)
+#define HEADER_SIZE (4 + 1 + 1 + 2 + 4 + 8 + 4 + 8 + 4 + 8)
 #define BLOCK_ENTRY_SIZE (BLOCKID_SIZE + 4)
 /* u16 name_len, at least one name byte, u32 value_len */
 #define XATTR_MIN_SIZE (2 + 1 + 4)
@@ -378,6 +378,8 @@ static uint8_t *put_header(uint8_t *p, const struct manifest *m)
 	p = put_le(p, m->mode, 4);
 	p = put_le(p, (uint64_t)m->mtime_sec, 8);
 	p = put_le(p, m->mtime_nsec, 4);
+	p = put_le(p, (uint64_t)m->atime_sec, 8);
+	p = put_le(p, m->atime_nsec, 4);
 	return put_le(p, m->size, 8);
 }
 
@@ -465,7 +467,7 @@ static int get_le(struct reader *r, int nbytes, uint64_t *v)
 static int get_header(struct reader *r, struct manifest *m)
 {
 	const uint8_t *magic;
-	uint64_t version, flags, reserved, mode, sec, nsec, size;
+	uint64_t version, flags, reserved, mode, sec, nsec, asec, ansec, size;
 	if (take(r, 4, &magic))
 		return -EINVAL;
 	if (memcmp(magic, MANIFEST_MAGIC, 4) != 0)
@@ -478,10 +480,15 @@ static int get_header(struct reader *r, struct manifest *m)
 		return bad(r, "unknown flags");
 	if (reserved != 0)
 		return bad(r, "reserved field is not zero");
-	if (get_le(r, 4, &mode) || get_le(r, 8, &sec) || get_le(r, 4, &nsec) || get_le(r, 8, &size))
+	if (get_le(r, 4, &mode) || get_le(r, 8, &sec) || get_le(r, 4, &nsec) ||
+	    get_le(r, 8, &asec) || get_le(r, 4, &ansec) || get_le(r, 8, &size))
 		return -EINVAL;
 	if (nsec >= NSEC_PER_SEC)
 		return bad(r, "mtime nanoseconds out of range");
+	if (ansec >= NSEC_PER_SEC)
+		return bad(r, "atime nanoseconds out of range");
+	m->atime_sec = (int64_t)asec;
+	m->atime_nsec = (uint32_t)ansec;
 	m->is_inline = (flags & MANIFEST_FLAG_INLINE) != 0;
 	m->mode = (uint32_t)mode;
 	m->mtime_sec = (int64_t)sec;

@@ -5,7 +5,8 @@
  *
  * Stored as a git blob.  Binary, little-endian, versioned:
  *   "PCMF" | u8 version (1) | u8 flags (1: inline) | u16 reserved (0)
- *   u32 mode | i64 mtime_sec | u32 mtime_nsec | u64 size
+ *   u32 mode | i64 mtime_sec | u32 mtime_nsec | i64 atime_sec | u32 atime_nsec
+ *   u64 size
  *   u32 nxattr, then per xattr: u16 name_len | name | u32 value_len | value
  *   inline:  u32 len | bytes             (len == size)
  *   blocks:  u32 nblocks, then per block: 32 byte id | u32 len
@@ -44,6 +45,8 @@ struct manifest {
 	uint32_t mode;
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
+	int64_t atime_sec; /* kept as set (touch -a, utimensat); reads do not change it */
+	uint32_t atime_nsec;
 	uint64_t size;
 	int is_inline;
 	uint8_t *inline_data; /* size bytes when is_inline */

@@ -536,6 +536,29 @@ static int mark_dirty(struct store *s, struct entry *e, uint64_t *seq)
 
 /* ---- block files (lock not held) --------------------------------------- */
 
+/* Fan-out directories are made on first use: a small store stays small, and
+ * open need not create 256 directories.  The root is synced so the new
+ * directory itself survives a power cut. */
+static int make_fanout(struct store *s, const char *dir)
+{
+	if (mkdirat(s->dirfd, dir, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	return fsync(s->dirfd) == 0 ? 0 : -errno;
+}
+
+static int rename_into_place(struct store *s, const char *tmp, const char *rel)
+{
+	char dir[3] = {rel[0], rel[1], '\0'};
+	if (renameat(s->tmpfd, tmp, s->dirfd, rel) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	int rc = make_fanout(s, dir);
+	if (rc)
+		return rc;
+	return renameat(s->tmpfd, tmp, s->dirfd, rel) == 0 ? 0 : -errno;
+}
+
 static int write_block_file(struct store *s, const char *rel, const void *data, size_t len)
 {
 	char tmp[BLOCKID_HEX_SIZE + 16];
@@ -549,21 +572,11 @@ static int write_block_file(struct store *s, const char *rel, const void *data, 
 		rc = -errno;
 	if (close(fd) != 0 && !rc)
 		rc = -errno;
-	if (!rc && renameat(s->tmpfd, tmp, s->dirfd, rel) != 0)
-		rc = -errno;
+	if (!rc)
+		rc = rename_into_place(s, tmp, rel);
 	if (rc)
 		unlinkat(s->tmpfd, tmp, 0);
 	return rc;
-}
-
-/* Fan-out directories are made on first use: a small store stays small, and
- * open need not create 256 directories.  The root is synced so the new
- * directory itself survives a power cut. */
-static int make_fanout(struct store *s, const char *dir)
-{
-	if (mkdirat(s->dirfd, dir, 0700) != 0 && errno != EEXIST)
-		return -errno;
-	return fsync(s->dirfd) == 0 ? 0 : -errno;
 }
 
 /* Durable once the fan-out directory holding the new name is synced; if
@@ -573,11 +586,6 @@ static int store_block_file(struct store *s, const char *rel, const void *data, 
 {
 	char dir[3] = {rel[0], rel[1], '\0'};
 	int rc = write_block_file(s, rel, data, len);
-	if (rc == -ENOENT) {
-		rc = make_fanout(s, dir);
-		if (!rc)
-			rc = write_block_file(s, rel, data, len);
-	}
 	if (rc)
 		return rc;
 	rc = fsync_dirat(s->dirfd, dir);
@@ -943,7 +951,7 @@ static int scan_entry(struct store *s, struct scan *sc, DIR *d, const char *dir,
 
 static int scan_fanout(struct store *s, struct scan *sc, unsigned i)
 {
-	char dir[4], eb[128]; /* room for any unsigned, to keep -Wformat-truncation quiet */
+	char dir[4], eb[128]; /* a spare byte: gcc cannot see that i < 256 */
 	snprintf(dir, sizeof(dir), "%02x", i);
 	int fd = openat(s->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT)

@@ -370,3 +370,62 @@ int tree_head(git_oid *out_tree, git_oid *out_commit, git_repository *repo, cons
 	git_commit_free(c);
 	return 0;
 }
+
+/* ---- escaping user names for trees ----------------------------------------- */
+
+static int needs_escape(const char *c, size_t n)
+{
+	return (n > 0 && c[0] == '%') || (n == 4 && strncasecmp(c, ".git", 4) == 0);
+}
+
+int tree_path_escape(char **out, const char *path)
+{
+	size_t len = strlen(path), extra = 0;
+	for (const char *p = path;;) {
+		size_t n = strcspn(p, "/");
+		extra += needs_escape(p, n);
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	char *o = malloc(len + extra + 1), *w = o;
+	if (!o)
+		return -ENOMEM;
+	for (const char *p = path;;) {
+		size_t n = strcspn(p, "/");
+		if (needs_escape(p, n))
+			*w++ = '%';
+		memcpy(w, p, n);
+		w += n;
+		if (!p[n])
+			break;
+		*w++ = '/';
+		p += n + 1;
+	}
+	*w = '\0';
+	*out = o;
+	return 0;
+}
+
+int tree_path_unescape(char **out, const char *path)
+{
+	char *o = malloc(strlen(path) + 1), *w = o;
+	if (!o)
+		return -ENOMEM;
+	for (const char *p = path;;) {
+		size_t n = strcspn(p, "/");
+		if (n > 1 && p[0] == '%') {
+			p++;
+			n--;
+		}
+		memcpy(w, p, n);
+		w += n;
+		if (!p[n])
+			break;
+		*w++ = '/';
+		p += n + 1;
+	}
+	*w = '\0';
+	*out = o;
+	return 0;
+}

@@ -40,6 +40,16 @@ int tree_commit(git_oid *out, git_repository *repo, const char *ref, const git_o
 /* 0 and the tree of ref's commit, or -ENOENT when ref does not exist yet. */
 int tree_head(git_oid *out_tree, git_oid *out_commit, git_repository *repo, const char *ref);
 
+/* Names a git tree cannot hold (".git" in any case) still exist in user
+ * trees (a git checkout inside the mount).  Each path component is escaped
+ * for the tree: a name that is ".git" in any case or starts with '%' gets
+ * one more '%' in front; unescaping strips one.  A component that is just
+ * "%" can therefore never be a user's name: the mount keeps a directory's
+ * own metadata there (TREE_DIR_META).  *out malloc'd. */
+#define TREE_DIR_META "%"
+int tree_path_escape(char **out, const char *path);
+int tree_path_unescape(char **out, const char *path);
+
 /* Maps a libgit2 failure to -errno and copies its message into error_set. */
 int tree_git_error(int rc, const char *what);
 

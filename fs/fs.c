@@ -15,6 +15,7 @@
 #include "fs/rechunk.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +129,8 @@ static int apply_blob(struct fs_inode *ino, uint32_t git_mode, const void *data,
 	ino->size = m->size;
 	ino->mtime.tv_sec = m->mtime_sec;
 	ino->mtime.tv_nsec = m->mtime_nsec;
+	ino->atime.tv_sec = m->atime_sec;
+	ino->atime.tv_nsec = m->atime_nsec;
 	ino->ctime = ino->mtime;
 	return 0;
 }
@@ -163,6 +166,8 @@ static int mkdir_path(struct fs *fs, const char *path, mode_t mode)
 {
 	struct fs_inode *dir, *n;
 	const char *name;
+	if (!*path)
+		return 0; /* the root always exists */
 	int rc = walk_to_parent(fs, path, 1, &dir, &name);
 	if (rc)
 		return rc;
@@ -187,24 +192,78 @@ struct load_ctx {
 	int rc;
 };
 
-static int load_cb(const char *path, uint32_t git_mode, const git_oid *oid, void *payload)
+/* A directory's own metadata (mode, mtime, xattrs) from its "%" entry. */
+static int apply_dir_meta(struct fs_inode *dir, const void *data, size_t len)
+{
+	struct manifest *m = NULL;
+	int rc = manifest_decode(&m, data, len);
+	if (rc)
+		return rc;
+	manifest_free(dir->m);
+	dir->m = m;
+	dir->mode = S_IFDIR | (m->mode & 07777);
+	dir->mtime.tv_sec = m->mtime_sec;
+	dir->mtime.tv_nsec = m->mtime_nsec;
+	dir->atime.tv_sec = m->atime_sec;
+	dir->atime.tv_nsec = m->atime_nsec;
+	dir->ctime = dir->mtime;
+	return 0;
+}
+
+static int is_meta_path(const char *tree_path)
+{
+	const char *slash = strrchr(tree_path, '/');
+	return strcmp(slash ? slash + 1 : tree_path, TREE_DIR_META) == 0;
+}
+
+static int load_blob(struct fs *fs, const char *tree_path, uint32_t git_mode, const git_oid *oid)
+{
+	git_blob *blob = NULL;
+	char *path = NULL;
+	int rc;
+	if (git_blob_lookup(&blob, fs->vol->repo, oid) < 0)
+		return tree_git_error(-1, tree_path);
+	const void *data = git_blob_rawcontent(blob);
+	size_t len = (size_t)git_blob_rawsize(blob);
+	if ((rc = tree_path_unescape(&path, tree_path)) == 0) {
+		if (is_meta_path(tree_path)) {
+			char *slash = strrchr(path, '/');
+			if (slash)
+				*slash = '\0';
+			else
+				path[0] = '\0';
+			struct fs_inode *dir = find_path(fs, path);
+			if (!dir && (rc = mkdir_path(fs, path, 0755)) == 0)
+				dir = find_path(fs, path);
+			if (dir) {
+				rc = apply_dir_meta(dir, data, len);
+				dir->blob = *oid;
+				dir->blob_valid = !rc;
+			}
+		} else {
+			rc = put_path(fs, path, git_mode, data, len, oid);
+		}
+	}
+	free(path);
+	git_blob_free(blob);
+	return rc;
+}
+
+static int load_cb(const char *tree_path, uint32_t git_mode, const git_oid *oid, void *payload)
 {
 	struct load_ctx *lc = payload;
 	struct fs *fs = lc->fs;
 	if (git_mode == GIT_FILEMODE_TREE) {
-		lc->rc = mkdir_path(fs, path, 0755);
-		return lc->rc;
+		char *path = NULL;
+		lc->rc = tree_path_unescape(&path, tree_path);
+		if (!lc->rc)
+			lc->rc = mkdir_path(fs, path, 0755);
+		free(path);
+	} else {
+		lc->rc = load_blob(fs, tree_path, git_mode, oid);
 	}
-	git_blob *blob = NULL;
-	if (git_blob_lookup(&blob, fs->vol->repo, oid) < 0) {
-		lc->rc = tree_git_error(-1, path);
-		return lc->rc;
-	}
-	lc->rc = put_path(fs, path, git_mode, git_blob_rawcontent(blob),
-			  (size_t)git_blob_rawsize(blob), oid);
-	git_blob_free(blob);
 	if (lc->rc)
-		log_error("cannot load %s from the last commit: %s", path, error_last());
+		log_error("cannot load %s from the last commit: %s", tree_path, error_last());
 	return lc->rc;
 }
 
@@ -226,12 +285,15 @@ static int replay_cb(const struct fs_journal_rec *rec, void *payload)
 	}
 	if (fs->replay_skip)
 		return 0;
+	fs->replayed++;
 	switch (rec->op) {
 	case FS_J_PUT:
 		rc = put_path(fs, rec->path1, rec->mode, rec->data, rec->len, NULL);
 		break;
 	case FS_J_MKDIR:
 		rc = mkdir_path(fs, rec->path1, rec->mode);
+		if (!rc && rec->len && (a = find_path(fs, rec->path1)))
+			rc = apply_dir_meta(a, rec->data, rec->len);
 		break;
 	case FS_J_REMOVE:
 		if ((a = find_path(fs, rec->path1)) && a != fs->root)
@@ -291,9 +353,9 @@ static int load(struct fs *fs)
 	long n = fs_journal_replay(fs->journal, replay_cb, fs);
 	if (n < 0)
 		return (int)n;
-	if (n > 0 && !fs->replay_skip) {
+	if (fs->replayed > 0) {
 		/* Fold what survived a crash into history at once. */
-		log_warn("recovered %ld journal records written after the last commit", n);
+		log_warn("recovered %ld changes made after the last commit", fs->replayed);
 		return commit_locked(fs, "recovered after an unclean stop", NULL);
 	}
 	return journal_restart(fs);
@@ -363,6 +425,8 @@ static int encode_blob(struct fs_inode *ino, uint8_t **out, size_t *len)
 	ino->m->mode = ino->mode & 07777;
 	ino->m->mtime_sec = ino->mtime.tv_sec;
 	ino->m->mtime_nsec = (uint32_t)ino->mtime.tv_nsec;
+	ino->m->atime_sec = ino->atime.tv_sec;
+	ino->m->atime_nsec = (uint32_t)ino->atime.tv_nsec;
 	return manifest_encode(ino->m, out, len);
 }
 
@@ -371,13 +435,16 @@ int fs_journal_put(struct fs *fs, struct fs_inode *ino)
 	char *path = NULL;
 	uint8_t *blob = NULL;
 	size_t len = 0;
-	if (!ino->parent)
+	if (!ino->parent && ino != fs->root)
 		return 0; /* unlinked: not part of the tree */
 	int rc = encode_blob(ino, &blob, &len);
 	if (!rc)
 		rc = fs_inode_path(&path, ino);
 	if (!rc) {
-		struct fs_journal_rec rec = { FS_J_PUT, git_mode_of(ino), path, NULL, blob, len };
+		int dir = S_ISDIR(ino->mode);
+		struct fs_journal_rec rec = { dir ? FS_J_MKDIR : FS_J_PUT,
+					      dir ? (ino->mode & 07777) : git_mode_of(ino), path,
+					      NULL, blob, len };
 		rc = fs_journal_append(fs->journal, &rec);
 	}
 	ino->blob_valid = 0;
@@ -591,6 +658,7 @@ int fs_flush(struct fs *fs, struct fs_inode *ino, int sync)
 				  (unsigned long long)st.blocks_new,
 				  (unsigned long long)st.blocks_reused);
 			pthread_mutex_lock(&fs->lock);
+			fs->last_flush = st;
 			if (ino->m) {
 				/* xattrs belong to the file, not to its content. */
 				m->nxattrs = ino->m->nxattrs;
@@ -615,6 +683,13 @@ int fs_flush(struct fs *fs, struct fs_inode *ino, int sync)
 	return rc;
 }
 
+void fs_dir_touch(struct fs_inode *dir)
+{
+	clock_gettime(CLOCK_REALTIME, &dir->mtime);
+	dir->ctime = dir->mtime;
+	dir->blob_valid = 0;
+}
+
 int fs_create_node(struct fs *fs, struct fs_inode *dir, const char *name, mode_t mode,
 		   const char *target, struct fs_inode **out)
 {
@@ -636,12 +711,8 @@ int fs_create_node(struct fs *fs, struct fs_inode *dir, const char *name, mode_t
 		fs_inode_maybe_free(fs->table, n);
 		return rc;
 	}
-	clock_gettime(CLOCK_REALTIME, &dir->mtime);
-	dir->ctime = dir->mtime;
-	if (S_ISDIR(mode))
-		rc = fs_journal_op(fs, FS_J_MKDIR, mode & 07777, n, NULL);
-	else
-		rc = fs_journal_put(fs, n);
+	fs_dir_touch(dir);
+	rc = fs_journal_put(fs, n);
 	*out = n;
 	return rc;
 }
@@ -655,60 +726,74 @@ struct entries {
 	size_t n, cap;
 };
 
-static int entries_add(struct entries *es, struct fs_inode *ino)
+static int entries_grow(struct entries *es)
 {
-	if (es->n == es->cap) {
-		size_t cap = es->cap ? es->cap * 2 : 256;
-		struct tree_entry *e = realloc(es->e, cap * sizeof(*e));
-		if (e)
-			es->e = e;
-		char **p = realloc(es->paths, cap * sizeof(*p));
-		if (p)
-			es->paths = p;
-		uint8_t **b = realloc(es->blobs, cap * sizeof(*b));
-		if (b)
-			es->blobs = b;
-		if (!e || !p || !b)
-			return -ENOMEM;
-		es->cap = cap;
-	}
-	struct tree_entry *e = &es->e[es->n];
-	memset(e, 0, sizeof(*e));
-	es->blobs[es->n] = NULL;
-	es->paths[es->n] = NULL;
-	int rc = fs_inode_path(&es->paths[es->n], ino);
-	es->n++;
+	if (es->n < es->cap)
+		return 0;
+	size_t cap = es->cap ? es->cap * 2 : 256;
+	struct tree_entry *e = realloc(es->e, cap * sizeof(*e));
+	if (e)
+		es->e = e;
+	char **p = realloc(es->paths, cap * sizeof(*p));
+	if (p)
+		es->paths = p;
+	uint8_t **b = realloc(es->blobs, cap * sizeof(*b));
+	if (b)
+		es->blobs = b;
+	if (!e || !p || !b)
+		return -ENOMEM;
+	es->cap = cap;
+	return 0;
+}
+
+/* One entry: a file or symlink, or (meta) a directory's "%" entry. */
+static int entries_add(struct entries *es, struct fs_inode *ino, int meta)
+{
+	int rc = entries_grow(es);
 	if (rc)
 		return rc;
-	e->path = es->paths[es->n - 1];
-	e->git_mode = git_mode_of(ino);
-	if (S_ISDIR(ino->mode))
-		return 0;
+	size_t i = es->n++;
+	struct tree_entry *e = &es->e[i];
+	memset(e, 0, sizeof(*e));
+	es->blobs[i] = NULL;
+	es->paths[i] = NULL;
+	char *path = NULL, *esc = NULL;
+	if ((rc = fs_inode_path(&path, ino)) || (rc = tree_path_escape(&esc, path))) {
+		free(path);
+		return rc;
+	}
+	free(path);
+	if (meta) {
+		int n = asprintf(&es->paths[i], "%s%s%s", esc, *esc ? "/" : "", TREE_DIR_META);
+		free(esc);
+		if (n < 0) {
+			es->paths[i] = NULL;
+			return -ENOMEM;
+		}
+	} else {
+		es->paths[i] = esc;
+	}
+	e->path = es->paths[i];
+	e->git_mode = meta ? GIT_FILEMODE_BLOB : git_mode_of(ino);
 	if (ino->blob_valid) {
 		e->has_oid = 1;
 		e->oid = ino->blob;
 		return 0;
 	}
 	size_t len;
-	rc = encode_blob(ino, &es->blobs[es->n - 1], &len);
-	e->data = es->blobs[es->n - 1];
+	rc = encode_blob(ino, &es->blobs[i], &len);
+	e->data = es->blobs[i];
 	e->len = len;
 	return rc;
 }
 
-/* Depth first; directories only when empty (others are implied). */
+/* Depth first: every directory's metadata, then its entries. */
 static int collect(struct entries *es, struct fs_inode *dir)
 {
-	for (struct fs_inode *c = dir->child_first; c; c = c->sib_next) {
-		int rc;
-		if (S_ISDIR(c->mode) && c->child_first)
-			rc = collect(es, c);
-		else
-			rc = entries_add(es, c);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	int rc = entries_add(es, dir, 1);
+	for (struct fs_inode *c = dir->child_first; c && !rc; c = c->sib_next)
+		rc = S_ISDIR(c->mode) ? collect(es, c) : entries_add(es, c, 0);
+	return rc;
 }
 
 static void entries_free(struct entries *es)
@@ -722,12 +807,21 @@ static void entries_free(struct entries *es)
 	free(es->blobs);
 }
 
-/* After a commit, remember each file's blob so the next commit reuses it. */
+/* After a commit, remember each blob so the next commit reuses it. */
 static void remember_blobs(struct fs *fs, struct fs_inode *dir, git_repository *repo,
 			   git_tree *tree)
 {
+	const git_tree_entry *te = git_tree_entry_byname(tree, TREE_DIR_META);
+	if (te) {
+		dir->blob = *git_tree_entry_id(te);
+		dir->blob_valid = 1;
+	}
 	for (struct fs_inode *c = dir->child_first; c; c = c->sib_next) {
-		const git_tree_entry *te = git_tree_entry_byname(tree, c->name);
+		char *esc = NULL;
+		if (tree_path_escape(&esc, c->name))
+			continue;
+		te = git_tree_entry_byname(tree, esc);
+		free(esc);
 		if (!te)
 			continue;
 		if (S_ISDIR(c->mode)) {
@@ -741,6 +835,19 @@ static void remember_blobs(struct fs *fs, struct fs_inode *dir, git_repository *
 			c->blob_valid = 1;
 		}
 	}
+}
+
+/* Objects first, then the ref, each made durable before the next step and
+ * before the journal is emptied: one syncfs per step instead of an fsync
+ * per object (libgit2's own fsync option) keeps big commits fast. */
+static int sync_repo(struct fs *fs)
+{
+	int fd = open(git_repository_path(fs->vol->repo), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return error_set(-errno, "cannot open the repository: %s", strerror(errno));
+	int rc = syncfs(fd) == 0 ? 0 : error_set(-errno, "syncfs: %s", strerror(errno));
+	close(fd);
+	return rc;
 }
 
 /* Empties the journal and starts it with the commit its records build on. */
@@ -763,6 +870,8 @@ static int commit_locked(struct fs *fs, const char *message, int *made)
 	if (!rc)
 		rc = tree_build(&tree_oid, fs->vol->repo, es.e, es.n);
 	entries_free(&es);
+	if (!rc)
+		rc = sync_repo(fs);
 	if (rc)
 		return rc;
 	git_tree *tree = NULL;
@@ -778,6 +887,8 @@ static int commit_locked(struct fs *fs, const char *message, int *made)
 		rc = tree_commit(&commit_oid, fs->vol->repo, VOLUME_REF, &tree_oid,
 				 have_head ? &head_commit : NULL, have_head ? 1 : 0,
 				 fs->vol->device_id, message, 0);
+		if (!rc)
+			rc = sync_repo(fs);
 		if (rc)
 			return rc;
 		fs->head = commit_oid;

@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "fs/inode.h"
+#include "fs/rechunk.h"
 
 struct volume;
 struct fs_journal;
@@ -38,6 +39,8 @@ struct fs {
 	git_oid head;
 	uint64_t commits_made;
 	int replay_skip;
+	long replayed;
+	struct fs_rechunk_stats last_flush; /* for tests and the debug log */
 };
 
 int fs_new(struct fs **out, struct volume *vol);
@@ -64,6 +67,10 @@ int fs_journal_put(struct fs *fs, struct fs_inode *ino);
 int fs_journal_op(struct fs *fs, int op, uint32_t mode, struct fs_inode *a, const char *path2);
 /* Records that the tree changed (for the idle commit); caller holds fs->lock. */
 void fs_note_change(struct fs *fs);
+
+/* A directory's content changed: new mtime, metadata to commit again.
+ * Caller holds fs->lock. */
+void fs_dir_touch(struct fs_inode *dir);
 
 /* A new file, directory or symlink under dir; caller holds fs->lock. */
 int fs_create_node(struct fs *fs, struct fs_inode *dir, const char *name, mode_t mode,

@@ -116,7 +116,7 @@ struct fs_inode *fs_inode_new(struct fs_table *t, mode_t mode)
 	n->ino = t->next_ino++;
 	n->mode = mode;
 	clock_gettime(CLOCK_REALTIME, &n->mtime);
-	n->ctime = n->mtime;
+	n->ctime = n->atime = n->mtime;
 	pthread_rwlock_init(&n->data_lock, NULL);
 	size_t b = mix(n->ino) & (t->nbuckets - 1);
 	n->ino_next = t->by_ino[b];

@@ -22,7 +22,7 @@ struct fs_inode {
 	uint32_t open_count; /* open file handles */
 	mode_t mode;         /* S_IFREG/S_IFDIR/S_IFLNK | permission bits */
 	uint64_t size;
-	struct timespec mtime, ctime;
+	struct timespec mtime, ctime, atime; /* atime changes only when set */
 	struct fs_inode *parent; /* NULL: unlinked (or the root) */
 	char *name;
 

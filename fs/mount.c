@@ -195,7 +195,6 @@ static int serve(const struct fs_mount_opts *o, int notify)
 	int rc, mounted = 0;
 	pthread_mutex_init(&d.stop_lock, NULL);
 	pthread_cond_init(&d.stop_cond, NULL);
-	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
 	if ((rc = volume_open(&d.vol, o->name, VOLUME_OPEN_LOCK)) || (rc = load_settings(&d)) ||
 	    (rc = open_log(d.vol, o)) || (rc = fs_new(&d.fs, d.vol)))
 		goto fail;

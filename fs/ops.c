@@ -53,7 +53,7 @@ static void fill_stat(struct fs *fs, const struct fs_inode *n, struct stat *st)
 	st->st_blksize = 4096;
 	st->st_blocks = (blkcnt_t)((n->size + 511) / 512);
 	st->st_mtim = n->mtime;
-	st->st_atim = n->mtime;
+	st->st_atim = n->atime;
 	st->st_ctim = n->ctime;
 }
 
@@ -193,9 +193,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		set_time(&n->mtime, &attr->st_mtim, to_set & FUSE_SET_ATTR_MTIME_NOW);
 		meta = 1;
 	}
-	if (meta || (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_CTIME)))
+	if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) {
+		set_time(&n->atime, &attr->st_atim, to_set & FUSE_SET_ATTR_ATIME_NOW);
+		meta = 1;
+	}
+	if (meta || (to_set & FUSE_SET_ATTR_CTIME))
 		clock_gettime(CLOCK_REALTIME, &n->ctime);
-	if (meta && !S_ISDIR(n->mode))
+	if (meta && !S_ISLNK(n->mode))
 		rc = -fs_journal_put(fs, n);
 	fill_stat(fs, n, &st);
 	pthread_mutex_unlock(&fs->lock);
@@ -304,8 +308,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 	if (!rc) {
 		rc = -fs_journal_op(fs, FS_J_REMOVE, 0, n, NULL);
 		fs_inode_unlink(fs->table, n);
-		clock_gettime(CLOCK_REALTIME, &dir->mtime);
-		dir->ctime = dir->mtime;
+		fs_dir_touch(dir);
 		clock_gettime(CLOCK_REALTIME, &n->ctime);
 		fs_inode_maybe_free(fs->table, n);
 	}
@@ -384,9 +387,9 @@ static int do_rename(struct fs *fs, struct fs_inode *odir, const char *oname,
 			rc = rc ? rc : fs_inode_link(fs->table, odir, b, oname_copy);
 		else if (b)
 			fs_inode_maybe_free(fs->table, b);
-		struct timespec now;
-		clock_gettime(CLOCK_REALTIME, &now);
-		odir->mtime = odir->ctime = ndir->mtime = ndir->ctime = a->ctime = now;
+		fs_dir_touch(odir);
+		fs_dir_touch(ndir);
+		a->ctime = odir->mtime;
 	}
 	free(npath);
 	free(oname_copy);
@@ -688,7 +691,7 @@ static int xattr_target(struct fs *fs, fuse_ino_t ino, const char *name, struct 
 		return ENOENT;
 	if (name && strncmp(name, "user.", 5) != 0)
 		return ENOTSUP;
-	if (!S_ISREG(n->mode))
+	if (!S_ISREG(n->mode) && !S_ISDIR(n->mode))
 		return name ? ENOTSUP : 0;
 	if (!n->m && !(n->m = manifest_new()))
 		return ENOMEM;

@@ -131,7 +131,11 @@ int fs_rechunk(struct manifest **out, const struct manifest *old, const struct f
 			memmove(buf, buf + (pos - win_off), have);
 			win_off = pos;
 			win_len = have;
-			size_t want = WINDOW - win_len;
+			/* Read no more than the next chunk can need, so a small
+			 * change reads a few blocks, not a whole window. */
+			size_t want = 2 * CHUNK_MAX;
+			if (want > WINDOW - win_len)
+				want = WINDOW - win_len;
 			if (want > new_size - (win_off + win_len))
 				want = (size_t)(new_size - (win_off + win_len));
 			long r = read(ctx, buf + win_len, want, win_off + win_len);

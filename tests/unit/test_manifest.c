@@ -52,6 +52,7 @@ static blockid_t some_id(uint8_t seed)
 static int manifest_equal(const struct manifest *a, const struct manifest *b)
 {
 	if (a->mode != b->mode || a->mtime_sec != b->mtime_sec || a->mtime_nsec != b->mtime_nsec ||
+	    a->atime_sec != b->atime_sec || a->atime_nsec != b->atime_nsec ||
 	    a->size != b->size || a->is_inline != b->is_inline || a->nblocks != b->nblocks ||
 	    a->nxattrs != b->nxattrs)
 		return 0;
@@ -161,6 +162,8 @@ static void header(struct bld *w, int flags, uint64_t size)
 	le(w, 0100644, 4);
 	le(w, 1, 8);
 	le(w, 0, 4);
+	le(w, 2, 8); /* atime */
+	le(w, 0, 4);
 	le(w, size, 8);
 }
 
@@ -234,6 +237,8 @@ static void encoding_is_little_endian_as_documented(void)
 	m->mode = 0x01020304;
 	m->mtime_sec = -2;
 	m->mtime_nsec = 5;
+	m->atime_sec = 7;
+	m->atime_nsec = 6;
 	blockid_t id = some_id(9);
 	manifest_add_block(m, &id, 0x0a0b0c0d);
 	uint8_t *buf;
@@ -243,6 +248,8 @@ static void encoding_is_little_endian_as_documented(void)
 				      "\4\3\2\1"			 /* mode */
 				      "\xfe\xff\xff\xff\xff\xff\xff\xff" /* mtime_sec -2 */
 				      "\5\0\0\0"			 /* nsec */
+				      "\7\0\0\0\0\0\0\0"		 /* atime_sec 7 */
+				      "\6\0\0\0"			 /* atime nsec */
 				      "\x0d\x0c\x0b\x0a\0\0\0\0"	 /* size */
 				      "\0\0\0\0\1\0\0\0";		 /* nxattr, nblocks */
 	CHECK_EQ(len, sizeof(head) - 1 + BLOCKID_SIZE + 4);
@@ -384,7 +391,9 @@ static void bad_header_fields_are_rejected(void)
 	CHECK(strstr(error_last(), "reserved") != NULL);
 	CHECK_EQ(decode_patched(7, 0x80), -EINVAL);
 	CHECK_EQ(decode_patched(23, 0x40), -EINVAL); /* nsec >= 10^9 */
-	CHECK_EQ(decode_patched(24, 0x55), -EINVAL); /* size != sum of blocks */
+	CHECK_EQ(decode_patched(35, 0x40), -EINVAL); /* atime nsec >= 10^9 */
+	CHECK(strstr(error_last(), "atime") != NULL);
+	CHECK_EQ(decode_patched(36, 0x55), -EINVAL); /* size != sum of blocks */
 }
 
 static void bad_xattrs_are_rejected(void)
@@ -535,6 +544,8 @@ static struct manifest *random_manifest(void)
 	m->mode = (uint32_t)rng();
 	m->mtime_sec = (int64_t)rng();
 	m->mtime_nsec = (uint32_t)(rng() % 1000000000);
+	m->atime_sec = (int64_t)rng();
+	m->atime_nsec = (uint32_t)(rng() % 1000000000);
 	for (int i = rng() % 4; i > 0; i--) {
 		char name[16];
 		uint8_t val[8];

@@ -853,14 +853,15 @@ static void write_big_store(const char *dir)
 	}
 }
 
-static void drop_caches(void)
+/* Root only; elsewhere the cold round is just another warm one. */
+static int drop_caches(void)
 {
 	sync();
 	FILE *f = fopen("/proc/sys/vm/drop_caches", "w");
-	if (f) {
-		fputs("3\n", f);
-		fclose(f);
-	}
+	if (!f)
+		return 0;
+	int ok = fputs("3\n", f) >= 0;
+	return fclose(f) == 0 && ok;
 }
 
 static void opening_100000_blocks_is_timed(void)
@@ -869,8 +870,7 @@ static void opening_100000_blocks_is_timed(void)
 	store_free(open_at(dir, 0));
 	write_big_store(dir);
 	for (int round = 0; round < 3; round++) {
-		if (round == 2)
-			drop_caches();
+		int cold = round == 2 && drop_caches();
 		double t0 = now_ms();
 		struct store *s = open_at(dir, 0);
 		double t1 = now_ms();
@@ -880,8 +880,7 @@ static void opening_100000_blocks_is_timed(void)
 		CHECK_EQ(st.bytes, (uint64_t)BIG_BLOCKS * BIG_SIZE);
 		store_free(s);
 		printf("# open of %d blocks (%s): %.1f ms, free: %.1f ms\n", BIG_BLOCKS,
-		       round == 2 ? "after drop_caches, if permitted" : "warm cache", t1 - t0,
-		       now_ms() - t1);
+		       cold ? "cold: page cache dropped" : "warm cache", t1 - t0, now_ms() - t1);
 	}
 	tap_rmrf(dir);
 	free(dir);

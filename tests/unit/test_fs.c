@@ -1,0 +1,286 @@
+/* test_fs: the mount's working tree without FUSE: content round-trips
+ * through flush and commit, the journal brings back what a crash would lose,
+ * and a small change in a big file re-chunks only around it. */
+#include "config.h"
+#include "core/error.h"
+#include "core/manifest.h"
+#include "core/seal.h"
+#include "core/store.h"
+#include "core/tree.h"
+#include "core/volume.h"
+#include "fs/fs.h"
+#include "fs/journal.h"
+#include "tap.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+
+static char *home;
+static int volcount;
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static uint64_t next_rand(void)
+{
+	uint64_t z = (rng += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void fill_random(uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t r = next_rand();
+		memcpy(p + i, &r, n - i < 8 ? n - i : 8);
+	}
+}
+
+static struct volume *new_volume(void)
+{
+	char name[32];
+	struct volume *v = NULL;
+	struct volume_create_opts o = { 0 };
+	snprintf(name, sizeof(name), "v%d", volcount++);
+	CHECK_EQ(volume_create(&v, name, &o), 0);
+	return v;
+}
+
+static struct fs_inode *mkfile(struct fs *fs, struct fs_inode *dir, const char *name)
+{
+	struct fs_inode *n = NULL;
+	pthread_mutex_lock(&fs->lock);
+	CHECK_EQ(fs_create_node(fs, dir, name, S_IFREG | 0644, NULL, &n), 0);
+	pthread_mutex_unlock(&fs->lock);
+	return n;
+}
+
+static struct fs_inode *lookup(struct fs *fs, struct fs_inode *dir, const char *name)
+{
+	return fs_table_lookup(fs->table, dir, name);
+}
+
+static int content_is(struct fs *fs, struct fs_inode *n, const uint8_t *want, size_t len)
+{
+	uint8_t *got = malloc(len + 16);
+	long r = fs_read(fs, n, got, len + 16, 0);
+	int ok = r == (long)len && memcmp(got, want, len) == 0;
+	free(got);
+	return ok;
+}
+
+static void written_content_survives_commit_and_reload(void)
+{
+	struct volume *v = new_volume();
+	struct fs *fs = NULL;
+	size_t len = 3 * 1024 * 1024 + 17;
+	uint8_t *data = malloc(len);
+	fill_random(data, len);
+	CHECK_EQ(fs_new(&fs, v), 0);
+	struct fs_inode *f = mkfile(fs, fs->root, "big.bin");
+	CHECK_EQ(fs_write(fs, f, data, len, 0), (long)len);
+	CHECK(content_is(fs, f, data, len));
+	CHECK_EQ(fs_flush(fs, f, 1), 0);
+	CHECK(content_is(fs, f, data, len));
+	int made = 0;
+	CHECK_EQ(fs_commit(fs, "test", &made), 0);
+	CHECK_EQ(made, 1);
+	CHECK_EQ(fs_commit(fs, "again", &made), 0);
+	CHECK_EQ(made, 0); /* nothing changed: no empty commit */
+	fs_free(fs);
+	CHECK_EQ(fs_new(&fs, v), 0);
+	f = lookup(fs, fs->root, "big.bin");
+	CHECK(f != NULL);
+	if (f)
+		CHECK(content_is(fs, f, data, len));
+	fs_free(fs);
+	volume_free(v);
+	free(data);
+}
+
+static void the_journal_restores_what_was_not_committed(void)
+{
+	struct volume *v = new_volume();
+	struct fs *fs = NULL;
+	const char text[] = "synced but never committed";
+	CHECK_EQ(fs_new(&fs, v), 0);
+	struct fs_inode *d = NULL, *f;
+	pthread_mutex_lock(&fs->lock);
+	CHECK_EQ(fs_create_node(fs, fs->root, "dir", S_IFDIR | 0755, NULL, &d), 0);
+	pthread_mutex_unlock(&fs->lock);
+	f = mkfile(fs, d, "note.txt");
+	CHECK_EQ(fs_write(fs, f, text, sizeof(text), 0), (long)sizeof(text));
+	CHECK_EQ(fs_flush(fs, f, 1), 0);
+	/* A crash: no commit, no cleanup beyond freeing memory. */
+	fs_free(fs);
+	CHECK_EQ(fs_new(&fs, v), 0);
+	d = lookup(fs, fs->root, "dir");
+	f = d ? lookup(fs, d, "note.txt") : NULL;
+	CHECK(f != NULL);
+	if (f)
+		CHECK(content_is(fs, f, (const uint8_t *)text, sizeof(text)));
+	/* Recovery made a commit of its own. */
+	git_oid tree, commit;
+	CHECK_EQ(tree_head(&tree, &commit, v->repo, VOLUME_REF), 0);
+	fs_free(fs);
+	volume_free(v);
+}
+
+static void a_journal_already_in_a_commit_is_not_replayed_again(void)
+{
+	struct volume *v = new_volume();
+	struct fs *fs = NULL;
+	CHECK_EQ(fs_new(&fs, v), 0);
+	struct fs_inode *f = mkfile(fs, fs->root, "a");
+	CHECK_EQ(fs_commit(fs, "one", NULL), 0);
+	/* rename a -> b, then a new a; commit; then fake a crash between the
+	 * commit and the emptying of the journal by putting the old records
+	 * back: replaying them would move the new a over b. */
+	char *jpath = NULL;
+	volume_file(&jpath, v, "journal");
+	pthread_mutex_lock(&fs->lock);
+	CHECK_EQ(fs_journal_op(fs, FS_J_RENAME, 0, f, "b"), 0);
+	fs_inode_unlink(fs->table, f);
+	CHECK_EQ(fs_inode_link(fs->table, fs->root, f, "b"), 0);
+	pthread_mutex_unlock(&fs->lock);
+	struct fs_inode *a2 = mkfile(fs, fs->root, "a");
+	CHECK_EQ(fs_write(fs, a2, "new", 3, 0), 3);
+	CHECK_EQ(fs_flush(fs, a2, 1), 0);
+	FILE *jf = fopen(jpath, "rb");
+	uint8_t saved[65536];
+	size_t saved_len = jf ? fread(saved, 1, sizeof(saved), jf) : 0;
+	if (jf)
+		fclose(jf);
+	CHECK_EQ(fs_commit(fs, "two", NULL), 0);
+	fs_free(fs);
+	jf = fopen(jpath, "wb");
+	CHECK(jf && fwrite(saved, 1, saved_len, jf) == saved_len);
+	if (jf)
+		fclose(jf);
+	CHECK_EQ(fs_new(&fs, v), 0);
+	struct fs_inode *a = lookup(fs, fs->root, "a"), *b = lookup(fs, fs->root, "b");
+	CHECK(a && b);
+	if (a)
+		CHECK(content_is(fs, a, (const uint8_t *)"new", 3));
+	if (b)
+		CHECK_EQ(b->size, 0);
+	free(jpath);
+	fs_free(fs);
+	volume_free(v);
+}
+
+static void a_small_write_in_a_big_file_rechunks_only_around_it(void)
+{
+	struct volume *v = new_volume();
+	struct fs *fs = NULL;
+	size_t len = 64u << 20;
+	uint8_t *data = malloc(len);
+	fill_random(data, len);
+	CHECK_EQ(fs_new(&fs, v), 0);
+	struct fs_inode *f = mkfile(fs, fs->root, "huge");
+	CHECK_EQ(fs_write(fs, f, data, len, 0), (long)len);
+	CHECK_EQ(fs_flush(fs, f, 0), 0);
+	size_t before = f->m->nblocks;
+	memcpy(data + len / 2, "PATCH", 5);
+	CHECK_EQ(fs_write(fs, f, "PATCH", 5, len / 2), 5);
+	CHECK_EQ(fs_flush(fs, f, 0), 0);
+	printf("# 64 MiB file, 5-byte write: %llu bytes re-chunked, %llu new blocks, "
+	       "%llu reused of %zu\n",
+	       (unsigned long long)fs->last_flush.bytes_chunked,
+	       (unsigned long long)fs->last_flush.blocks_new,
+	       (unsigned long long)fs->last_flush.blocks_reused, before);
+	CHECK(fs->last_flush.bytes_chunked <= 4u << 20); /* one window, not 64 MiB */
+	CHECK(fs->last_flush.blocks_new <= 2);
+	CHECK_EQ(f->m->nblocks, before);
+	CHECK(content_is(fs, f, data, len));
+	/* An append re-chunks only the tail. */
+	CHECK_EQ(fs_write(fs, f, "TAIL", 4, len), 4);
+	CHECK_EQ(fs_flush(fs, f, 0), 0);
+	CHECK(fs->last_flush.bytes_chunked <= 4u << 20);
+	fs_free(fs);
+	volume_free(v);
+	free(data);
+}
+
+static void truncate_and_sparse_writes_read_back_zeros(void)
+{
+	struct volume *v = new_volume();
+	struct fs *fs = NULL;
+	size_t len = 1 << 20;
+	uint8_t *data = malloc(len), *want = calloc(1, 6u << 20);
+	fill_random(data, len);
+	CHECK_EQ(fs_new(&fs, v), 0);
+	struct fs_inode *f = mkfile(fs, fs->root, "sparse");
+	CHECK_EQ(fs_write(fs, f, data, len, 0), (long)len);
+	CHECK_EQ(fs_flush(fs, f, 0), 0);
+	CHECK_EQ(fs_truncate(fs, f, 1000), 0);
+	CHECK_EQ(fs_truncate(fs, f, 2000), 0);
+	CHECK_EQ(fs_write(fs, f, "end", 3, (5u << 20)), 3);
+	memcpy(want, data, 1000);
+	memcpy(want + (5u << 20), "end", 3);
+	CHECK_EQ(f->size, (5u << 20) + 3);
+	CHECK(content_is(fs, f, want, (5u << 20) + 3));
+	CHECK_EQ(fs_flush(fs, f, 0), 0);
+	CHECK(content_is(fs, f, want, (5u << 20) + 3));
+	/* The zeros became holes: no block holds them. */
+	size_t holes = 0;
+	for (size_t i = 0; i < f->m->nblocks; i++)
+		holes += blockid_is_zero(&f->m->blocks[i].id);
+	CHECK(holes >= 10);
+	fs_free(fs);
+	volume_free(v);
+	free(data);
+	free(want);
+}
+
+static void a_corrupt_block_reads_as_eio_not_wrong_data(void)
+{
+	struct volume *v = new_volume();
+	struct fs *fs = NULL;
+	size_t len = 200000;
+	uint8_t *data = malloc(len), *buf = malloc(len);
+	fill_random(data, len);
+	CHECK_EQ(fs_new(&fs, v), 0);
+	struct fs_inode *f = mkfile(fs, fs->root, "c");
+	CHECK_EQ(fs_write(fs, f, data, len, 0), (long)len);
+	CHECK_EQ(fs_flush(fs, f, 0), 0);
+	CHECK_EQ(fs_commit(fs, "c", NULL), 0);
+	char hex[BLOCKID_HEX_SIZE], *path = NULL;
+	blockid_to_hex(&f->m->blocks[0].id, hex);
+	CHECK(asprintf(&path, "%s/blocks/%.2s/%s", v->dir, hex, hex) > 0);
+	fs_free(fs);
+	FILE *bf = fopen(path, "r+b");
+	CHECK(bf != NULL);
+	if (bf) {
+		fseek(bf, 100, SEEK_SET);
+		fputc(0x5a ^ data[100], bf);
+		fclose(bf);
+	}
+	CHECK_EQ(fs_new(&fs, v), 0);
+	f = lookup(fs, fs->root, "c");
+	CHECK(f != NULL);
+	if (f)
+		CHECK_EQ(fs_read(fs, f, buf, 4096, 0), -EIO);
+	free(path);
+	fs_free(fs);
+	volume_free(v);
+	free(data);
+	free(buf);
+}
+
+int main(void)
+{
+	seal_init();
+	git_libgit2_init();
+	home = tap_tmpdir();
+	setenv("PEERCLING_HOME", home, 1);
+	TEST(written_content_survives_commit_and_reload);
+	TEST(the_journal_restores_what_was_not_committed);
+	TEST(a_journal_already_in_a_commit_is_not_replayed_again);
+	TEST(a_small_write_in_a_big_file_rechunks_only_around_it);
+	TEST(truncate_and_sparse_writes_read_back_zeros);
+	TEST(a_corrupt_block_reads_as_eio_not_wrong_data);
+	tap_rmrf(home);
+	free(home);
+	git_libgit2_shutdown();
+	TAP_DONE();
+}
