@@ -559,7 +559,8 @@ static int rename_into_place(struct store *s, const char *tmp, const char *rel)
 	return renameat(s->tmpfd, tmp, s->dirfd, rel) == 0 ? 0 : -errno;
 }
 
-static int write_block_file(struct store *s, const char *rel, const void *data, size_t len)
+static int write_block_file(struct store *s, const char *rel, const void *data, size_t len,
+			    int defer)
 {
 	char tmp[BLOCKID_HEX_SIZE + 16];
 	unsigned n = __atomic_add_fetch(&s->tmp_counter, 1, __ATOMIC_RELAXED);
@@ -568,7 +569,7 @@ static int write_block_file(struct store *s, const char *rel, const void *data, 
 	if (fd < 0)
 		return -errno;
 	int rc = write_all(fd, data, len);
-	if (!rc && fsync(fd) != 0)
+	if (!rc && !defer && fsync(fd) != 0)
 		rc = -errno;
 	if (close(fd) != 0 && !rc)
 		rc = -errno;
@@ -582,11 +583,12 @@ static int write_block_file(struct store *s, const char *rel, const void *data, 
 /* Durable once the fan-out directory holding the new name is synced; if
  * that fails the file goes again, so accounting never covers a block that
  * may vanish at the next power cut. */
-static int store_block_file(struct store *s, const char *rel, const void *data, size_t len)
+static int store_block_file(struct store *s, const char *rel, const void *data, size_t len,
+			    int defer)
 {
 	char dir[3] = {rel[0], rel[1], '\0'};
-	int rc = write_block_file(s, rel, data, len);
-	if (rc)
+	int rc = write_block_file(s, rel, data, len, defer);
+	if (rc || defer)
 		return rc;
 	rc = fsync_dirat(s->dirfd, dir);
 	if (rc)
@@ -1168,23 +1170,24 @@ void store_free(struct store *s)
 
 /* ---- blocks ------------------------------------------------------------ */
 
-static int put_existing(struct store *s, struct entry *e, int dirty)
+static int put_existing(struct store *s, struct entry *e, int flags)
 {
 	uint64_t seq = 0;
 	touch(s, e);
-	int rc = dirty ? mark_dirty(s, e, &seq) : 0;
+	int rc = (flags & STORE_DIRTY) ? mark_dirty(s, e, &seq) : 0;
 	pthread_mutex_unlock(&s->lock);
-	return rc ? rc : log_sync(s, seq);
+	return rc ? rc : (flags & STORE_DEFER_SYNC) ? 0 : log_sync(s, seq);
 }
 
 /* Called with the lock held, e WRITING; returns with the lock released. */
-static int put_new(struct store *s, struct entry *e, const void *data, size_t len, int dirty)
+static int put_new(struct store *s, struct entry *e, const void *data, size_t len, int flags)
 {
 	char rel[BLOCK_REL_SIZE], eb[128];
 	uint64_t seq = 0;
+	int dirty = flags & STORE_DIRTY, defer = flags & STORE_DEFER_SYNC;
 	block_rel(&e->id, rel);
 	pthread_mutex_unlock(&s->lock);
-	int rc = store_block_file(s, rel, data, len);
+	int rc = store_block_file(s, rel, data, len, defer);
 	pthread_mutex_lock(&s->lock);
 	if (rc) {
 		entry_forget(s, e);
@@ -1197,31 +1200,45 @@ static int put_new(struct store *s, struct entry *e, const void *data, size_t le
 		rc = mark_dirty(s, e, &seq);
 	pthread_cond_broadcast(&s->settled);
 	evict_and_unlock(s, e);
-	return rc ? rc : log_sync(s, seq);
+	return rc ? rc : defer ? 0 : log_sync(s, seq);
 }
 
 /* A block already stored is not rewritten.  dirty=1 on a clean block marks
  * it dirty anyway: clean only means "came from elsewhere", which does not
  * prove the cloud has it, and a redundant upload is cheap next to a lost
  * block. */
-static int put(struct store *s, const blockid_t *id, const void *data, size_t len, int dirty)
+static int put(struct store *s, const blockid_t *id, const void *data, size_t len, int flags)
 {
 	pthread_mutex_lock(&s->lock);
 	struct entry *e = find_settled(s, id, 1);
 	if (e)
-		return put_existing(s, e, dirty);
+		return put_existing(s, e, flags);
 	e = entry_new(s, id, E_WRITING);
 	if (!e) {
 		pthread_mutex_unlock(&s->lock);
 		return error_set(-ENOMEM, "out of memory storing a block in %s", s->dir);
 	}
-	return put_new(s, e, data, len, dirty);
+	return put_new(s, e, data, len, flags);
 }
 
-int store_put_data(struct store *s, blockid_t *out_id, const void *data, size_t len, int dirty)
+int store_sync(struct store *s)
+{
+	char eb[128];
+	if (syncfs(s->dirfd) != 0) {
+		int rc = -errno;
+		return error_set(rc, "cannot sync the block store %s: %s", s->dir,
+				 errstr(rc, eb, sizeof(eb)));
+	}
+	pthread_mutex_lock(&s->lock);
+	uint64_t seq = s->log_seq;
+	pthread_mutex_unlock(&s->lock);
+	return log_sync(s, seq);
+}
+
+int store_put_data(struct store *s, blockid_t *out_id, const void *data, size_t len, int flags)
 {
 	blockid_compute(out_id, s->key, data, len);
-	return put(s, out_id, data, len, dirty);
+	return put(s, out_id, data, len, flags);
 }
 
 int store_put(struct store *s, const blockid_t *id, const void *data, size_t len)

@@ -11,7 +11,7 @@
  * at open by scanning the block directories.  Two sets are persistent and
  * never evicted: pinned blocks (a pin count, for offline use) and dirty
  * blocks (written here, not yet uploaded).  They are kept in an append-only
- * log, state/store.log, compacted at open.  All calls are thread-safe. */
+ * log, DIR/store.log, compacted at open and when it grows.  All calls are thread-safe. */
 #ifndef PEERCLING_STORE_H
 #define PEERCLING_STORE_H
 
@@ -37,10 +37,20 @@ int store_open(struct store **out, const char *dir,
 	       const uint8_t id_key[BLOCKID_KEY_SIZE], uint64_t limit);
 void store_free(struct store *s);
 
+/* Flags of store_put_data. */
+enum {
+	STORE_DIRTY = 1,      /* not yet uploaded (data created on this device) */
+	STORE_DEFER_SYNC = 2, /* skip the fsyncs: the caller calls store_sync()
+				 before anything durable refers to the block */
+};
+
 /* Computes the id and stores the block (a no-op when it is already there).
- * dirty: mark it not yet uploaded (data created on this device). */
+ * flags: STORE_DIRTY, STORE_DEFER_SYNC (1 alone is the plain dirty put). */
 int store_put_data(struct store *s, blockid_t *out_id, const void *data,
-		   size_t len, int dirty);
+		   size_t len, int flags);
+/* Makes every block and mark stored so far durable (one syncfs): ends a
+ * batch of STORE_DEFER_SYNC puts. */
+int store_sync(struct store *s);
 /* Stores a block that came from elsewhere; -EBADMSG when data does not
  * match id (nothing is stored). */
 int store_put(struct store *s, const blockid_t *id, const void *data, size_t len);

@@ -72,6 +72,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_EXPORT_SUPPORT)
 		conn->want &= ~FUSE_CAP_EXPORT_SUPPORT;
 	conn->max_write = 1 << 20;
+	/* The kernel gathers small writes into large ones and keeps size and
+	 * mtime itself; what reaches us is what the page cache writes back. */
+	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_SPLICE_READ)
 		conn->want &= ~FUSE_CAP_SPLICE_READ;
 }

@@ -69,7 +69,7 @@ static int emit(struct manifest *m, struct store *s, const uint8_t *p, size_t n,
 	blockid_t id;
 	if (all_zero(p, n))
 		return manifest_add_block(m, NULL, (uint32_t)n);
-	int rc = store_put_data(s, &id, p, n, 1);
+	int rc = store_put_data(s, &id, p, n, STORE_DIRTY | STORE_DEFER_SYNC);
 	if (rc)
 		return rc;
 	st->blocks_new++;
@@ -157,6 +157,8 @@ int fs_rechunk(struct manifest **out, const struct manifest *old, const struct f
 			goto done;
 		pos += n;
 	}
+	if (!rc)
+		rc = store_sync(s); /* before any journal record names these blocks */
 done:
 	free(buf);
 	if (rc) {
