@@ -35,7 +35,7 @@ static long long jint(json_object *o, const char *key)
 static const char *jstr(json_object *o, const char *key)
 {
 	json_object *v = NULL;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+	return json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : "";
 }
 
 static void print_human(json_object *st)
@@ -53,7 +53,7 @@ static void print_human(json_object *st)
 		       jstr(st, "mountpoint")[0] ? " at " : "", jstr(st, "mountpoint"));
 	else
 		printf("mounted:    no\n");
-	if (jstr(st, "head")[0])
+	if (jstr(st, "head") && jstr(st, "head")[0])
 		printf("history:    %lld commits, last %s (%s)\n", jint(st, "commits"),
 		       jstr(st, "head"), jstr(st, "head_date"));
 	else

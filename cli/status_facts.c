@@ -27,8 +27,11 @@ static void add_int(json_object *o, const char *k, long long v)
 static void add_history(json_object *st, struct volume *v)
 {
 	git_oid tree, commit;
-	if (tree_head(&tree, &commit, v->repo, VOLUME_REF) != 0)
+	if (tree_head(&tree, &commit, v->repo, VOLUME_REF) != 0) {
+		json_object_object_add(st, "head", NULL);
+		add_int(st, "commits", 0);
 		return;
+	}
 	char hex[GIT_OID_HEXSZ + 1];
 	git_oid_tostr(hex, sizeof(hex), &commit);
 	add_str(st, "head", hex);
