@@ -537,3 +537,105 @@ def test_mknod_of_a_device_fails_with_eperm(mounted):
     raises_errno(errno.EPERM, os.mknod, mounted / "null", 0o600 | stat.S_IFCHR,
                  os.makedev(1, 3))
     assert os.listdir(mounted) == []
+
+
+def test_rename_over_an_open_file_keeps_the_old_data_readable(mounted, remount):
+    write_file(mounted / "old", b"old content\n")
+    write_file(mounted / "new", b"new content\n")
+    with open(mounted / "old", "rb") as f:
+        os.rename(mounted / "new", mounted / "old")
+        assert f.read() == b"old content\n"
+        assert_same(mounted / "old", b"new content\n")
+    remount(mounted)
+    assert os.listdir(mounted) == ["old"]
+    assert_same(mounted / "old", b"new content\n")
+
+
+def test_rename_a_file_onto_a_directory_gives_eisdir(mounted):
+    write_file(mounted / "f", b"x")
+    os.mkdir(mounted / "d")
+    raises_errno(errno.EISDIR, os.rename, mounted / "f", mounted / "d")
+    assert_same(mounted / "f", b"x")
+
+
+def test_rename_a_directory_onto_a_non_empty_directory_gives_enotempty(mounted):
+    os.makedirs(mounted / "a" / "in-a")
+    os.makedirs(mounted / "b" / "in-b")
+    raises_errno((errno.ENOTEMPTY, errno.EEXIST), os.rename, mounted / "a", mounted / "b")
+    assert os.listdir(mounted / "b") == ["in-b"]
+
+
+def test_rename_a_directory_onto_an_empty_directory_replaces_it(mounted, remount):
+    os.makedirs(mounted / "a" / "in-a")
+    os.mkdir(mounted / "b")
+    os.rename(mounted / "a", mounted / "b")
+    remount(mounted)
+    assert os.listdir(mounted) == ["b"]
+    assert os.listdir(mounted / "b") == ["in-a"]
+
+
+def test_create_exclusive_on_an_existing_name_gives_eexist(mounted):
+    write_file(mounted / "f", b"mine")
+    raises_errno(errno.EEXIST, os.open, mounted / "f", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    assert_same(mounted / "f", b"mine")
+
+
+def test_unlink_is_kept_across_remount(mounted, remount):
+    write_file(mounted / "a", b"a")
+    write_file(mounted / "b", b"b")
+    remount(mounted)
+    os.unlink(mounted / "a")
+    raises_errno(errno.ENOENT, os.stat, mounted / "a")
+    remount(mounted)
+    assert os.listdir(mounted) == ["b"]
+
+
+def test_write_and_read_back_through_one_read_write_fd(mounted, remount):
+    fd = os.open(mounted / "f", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"hello world")
+        os.lseek(fd, 6, os.SEEK_SET)
+        assert os.read(fd, 100) == b"world"
+        os.pwrite(fd, b"W", 6)
+        assert os.pread(fd, 100, 0) == b"hello World"
+    finally:
+        os.close(fd)
+    remount(mounted)
+    assert_same(mounted / "f", b"hello World")
+
+
+UNUSUAL_NAMES = ["with space", "tab\there", "new\nline", "-leading-dash", ".hidden",
+                 "caf\u00e9 \u6f22\u5b57 \U0001f600", "x" * 255, "quote\"s and 'single'",
+                 "back\\slash", os.fsdecode(b"latin1-\xe9-not-utf8")]
+
+
+def test_unusual_file_names_kept(mounted, remount):
+    for i, name in enumerate(UNUSUAL_NAMES):
+        write_file(mounted / name, b"%d" % i)
+    assert sorted(os.listdir(mounted)) == sorted(UNUSUAL_NAMES)
+    remount(mounted)
+    assert sorted(os.listdir(mounted)) == sorted(UNUSUAL_NAMES)
+    for i, name in enumerate(UNUSUAL_NAMES):
+        assert_same(mounted / name, b"%d" % i)
+
+
+def test_name_longer_than_255_bytes_gives_enametoolong(mounted):
+    raises_errno(errno.ENAMETOOLONG, os.open, mounted / ("y" * 256), os.O_WRONLY | os.O_CREAT)
+
+
+def test_deep_directory_path_kept(mounted, remount):
+    deep = mounted.joinpath(*["d%02d" % i for i in range(40)])
+    os.makedirs(deep)
+    write_file(deep / "leaf", b"leaf")
+    remount(mounted)
+    assert_same(deep / "leaf", b"leaf")
+
+
+def test_symlink_to_a_directory_is_followed(mounted, remount):
+    os.makedirs(mounted / "real" / "inner")
+    write_file(mounted / "real" / "inner" / "f", b"through the link")
+    os.symlink("real/inner", mounted / "shortcut")
+    remount(mounted)
+    assert os.listdir(mounted / "shortcut") == ["f"]
+    assert_same(mounted / "shortcut" / "f", b"through the link")
+    assert stat.S_ISLNK(os.lstat(mounted / "shortcut").st_mode)

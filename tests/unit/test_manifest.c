@@ -412,7 +412,7 @@ static void bad_xattrs_are_rejected(void)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		static struct bld w; /* large: not on the stack */
-		static uint8_t big[MANIFEST_XATTR_VALUE_MAX + 64];
+		static uint8_t big[MANIFEST_XATTR_VALUE_MAX + 512];
 		w.n = 0;
 		header(&w, 0, 0);
 		le(&w, 1, 4);
@@ -469,7 +469,7 @@ static void bad_inline_data_is_rejected(void)
 	raw(&w, "ab", 2);
 	CHECK_EQ(decode_rc(&w), -EINVAL);
 
-	static uint8_t big[MANIFEST_INLINE_MAX + 64];
+	static uint8_t big[MANIFEST_INLINE_MAX + 512];
 	w.n = 0;
 	header(&w, 1, MANIFEST_INLINE_MAX + 1);
 	le(&w, 0, 4);
