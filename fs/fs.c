@@ -649,7 +649,10 @@ int fs_flush(struct fs *fs, struct fs_inode *ino, int sync)
 		struct manifest *m = NULL;
 		struct flush_ctx fc = { fs, ino };
 		struct fs_rechunk_stats st;
+		struct timespec t0, t1, t2;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = fs_rechunk(&m, ino->m, ino->ov, ino->size, flush_read, &fc, fs->vol->store, &st);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (rc) {
 			log_error("flushing a file failed: %s", error_last());
 		} else {
@@ -668,10 +671,20 @@ int fs_flush(struct fs *fs, struct fs_inode *ino, int sync)
 			}
 			manifest_free(ino->m);
 			ino->m = m;
+			pthread_mutex_unlock(&fs->lock);
+			/* Closing the overlay first drops its pages, so the sync
+			 * below writes the new blocks and not the overlay too. */
 			fs_overlay_free(ino->ov);
 			ino->ov = NULL;
-			rc = fs_journal_put(fs, ino);
+			rc = store_sync(fs->vol->store);
+			clock_gettime(CLOCK_MONOTONIC, &t2);
+			log_debug("flush: chunking %.3f s, sync %.3f s",
+				  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+				  (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9);
+			pthread_mutex_lock(&fs->lock);
+			int jrc = fs_journal_put(fs, ino);
 			pthread_mutex_unlock(&fs->lock);
+			rc = rc ? rc : jrc;
 		}
 	}
 	pthread_rwlock_unlock(&ino->data_lock);

@@ -9,6 +9,8 @@
 #include "fs/overlay.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,17 +65,80 @@ static int old_boundary(const struct manifest *old, uint64_t pos, size_t *idx)
 	return 1;
 }
 
-static int emit(struct manifest *m, struct store *s, const uint8_t *p, size_t n,
-		struct fs_rechunk_stats *st)
-{
+/* Chunks cut in the current window, waiting to be hashed and stored.
+ * Cutting is cheap (GB/s); hashing is not, so a batch of chunks is hashed
+ * and stored on all cores at once, then appended in order. */
+#define BATCH_MAX 256
+#define WORKERS_MAX 8
+
+struct pending {
+	const uint8_t *p;
+	size_t n;
 	blockid_t id;
-	if (all_zero(p, n))
-		return manifest_add_block(m, NULL, (uint32_t)n);
-	int rc = store_put_data(s, &id, p, n, STORE_DIRTY | STORE_DEFER_SYNC);
-	if (rc)
-		return rc;
-	st->blocks_new++;
-	return manifest_add_block(m, &id, (uint32_t)n);
+	int hole;
+};
+
+struct batch {
+	struct pending e[BATCH_MAX];
+	size_t n;
+	struct store *s;
+	int nworkers;
+};
+
+struct worker {
+	struct batch *b;
+	int k, rc;
+};
+
+static void *hash_some(void *arg)
+{
+	struct worker *w = arg;
+	struct batch *b = w->b;
+	for (size_t i = (size_t)w->k; i < b->n && !w->rc; i += (size_t)b->nworkers) {
+		struct pending *e = &b->e[i];
+		e->hole = all_zero(e->p, e->n);
+		if (!e->hole)
+			w->rc = store_put_data(b->s, &e->id, e->p, e->n,
+					       STORE_DIRTY | STORE_DEFER_SYNC);
+	}
+	return NULL;
+}
+
+static int flush_batch(struct batch *b, struct manifest *m, struct fs_rechunk_stats *st)
+{
+	struct worker w[WORKERS_MAX];
+	pthread_t t[WORKERS_MAX];
+	int started[WORKERS_MAX] = { 0 };
+	int nw = b->n < (size_t)b->nworkers ? (int)b->n : b->nworkers;
+	for (int k = 0; k < nw; k++)
+		w[k] = (struct worker){ b, k, 0 };
+	for (int k = 1; k < nw; k++)
+		started[k] = pthread_create(&t[k], NULL, hash_some, &w[k]) == 0;
+	if (nw > 0)
+		hash_some(&w[0]);
+	for (int k = 1; k < nw; k++) {
+		if (started[k])
+			pthread_join(t[k], NULL);
+		else
+			hash_some(&w[k]); /* no thread: do its share here */
+	}
+	int rc = 0;
+	for (int k = 0; k < nw && !rc; k++)
+		rc = w[k].rc;
+	for (size_t i = 0; i < b->n && !rc; i++) {
+		struct pending *e = &b->e[i];
+		rc = manifest_add_block(m, e->hole ? NULL : &e->id, (uint32_t)e->n);
+		if (!e->hole)
+			st->blocks_new++;
+	}
+	b->n = 0;
+	return rc;
+}
+
+static int worker_count(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > WORKERS_MAX ? WORKERS_MAX : (int)n;
 }
 
 int fs_rechunk(struct manifest **out, const struct manifest *old, const struct fs_overlay *ov,
@@ -82,6 +147,7 @@ int fs_rechunk(struct manifest **out, const struct manifest *old, const struct f
 {
 	struct fs_rechunk_stats st = { 0 };
 	struct manifest *m = manifest_new();
+	struct batch *bt = NULL;
 	uint8_t *buf = NULL;
 	int rc = 0;
 	if (!m)
@@ -112,10 +178,19 @@ int fs_rechunk(struct manifest **out, const struct manifest *old, const struct f
 		goto done;
 	}
 	uint64_t win_off = pos; /* file offset of buf[0] */
-	size_t win_len = 0;
+	size_t win_len = 0, refills = 0;
+	bt = calloc(1, sizeof(*bt));
+	if (!bt) {
+		rc = -ENOMEM;
+		goto done;
+	}
+	bt->s = s;
+	bt->nworkers = worker_count();
 	while (pos < new_size) {
 		size_t idx;
 		if (can_resync && pos >= hi && pos > 0 && old_boundary(old, pos, &idx)) {
+			if ((rc = flush_batch(bt, m, &st)))
+				goto done;
 			for (; idx < old->nblocks; idx++) {
 				if ((rc = manifest_add_block(m, &old->blocks[idx].id,
 							     old->blocks[idx].len)))
@@ -127,13 +202,17 @@ int fs_rechunk(struct manifest **out, const struct manifest *old, const struct f
 		size_t have = (size_t)(win_off + win_len - pos);
 		uint64_t left = new_size - pos;
 		if (have < CHUNK_MAX && have < left) {
+			/* The batch points into the window: finish it first. */
+			if ((rc = flush_batch(bt, m, &st)))
+				goto done;
 			/* Slide the window so that it starts at pos, then fill it. */
 			memmove(buf, buf + (pos - win_off), have);
 			win_off = pos;
 			win_len = have;
-			/* Read no more than the next chunk can need, so a small
-			 * change reads a few blocks, not a whole window. */
-			size_t want = 2 * CHUNK_MAX;
+			/* The first read is no more than the next chunks need,
+			 * so a small change reads a few blocks; a rewrite that
+			 * goes on reads whole windows, for big parallel batches. */
+			size_t want = refills++ ? WINDOW - win_len : 2 * CHUNK_MAX;
 			if (want > WINDOW - win_len)
 				want = WINDOW - win_len;
 			if (want > new_size - (win_off + win_len))
@@ -153,13 +232,14 @@ int fs_rechunk(struct manifest **out, const struct manifest *old, const struct f
 		}
 		const uint8_t *p = buf + (pos - win_off);
 		size_t n = chunk_next(p, have < left ? have : (size_t)left);
-		if ((rc = emit(m, s, p, n, &st)))
+		bt->e[bt->n++] = (struct pending){ .p = p, .n = n };
+		if (bt->n == BATCH_MAX && (rc = flush_batch(bt, m, &st)))
 			goto done;
 		pos += n;
 	}
-	if (!rc)
-		rc = store_sync(s); /* before any journal record names these blocks */
+	rc = flush_batch(bt, m, &st);
 done:
+	free(bt);
 	free(buf);
 	if (rc) {
 		manifest_free(m);

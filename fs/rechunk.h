@@ -26,7 +26,9 @@ struct fs_rechunk_stats {
 	uint64_t blocks_new, blocks_reused;
 };
 
-/* *out: a new manifest (content only: the caller sets mode, mtime, xattrs). */
+/* *out: a new manifest (content only: the caller sets mode, mtime, xattrs).
+ * New blocks are stored with STORE_DEFER_SYNC: the caller must store_sync()
+ * before anything durable (the journal) names them. */
 int fs_rechunk(struct manifest **out, const struct manifest *old, const struct fs_overlay *ov,
 	       uint64_t new_size, fs_rechunk_read_fn read, void *ctx, struct store *s,
 	       struct fs_rechunk_stats *stats);

@@ -134,3 +134,13 @@ def test_sync_with_a_path_inside_the_mount_commits_now(mounts, volume, mounted):
     check(mounts.pc("sync", cwd=mounted / "sub"))        # PATH defaults to cwd
     names = volume.git("ls-tree", "-r", "--name-only", "main").stdout.split()
     assert "sub/f" in names
+
+
+def test_mount_on_a_dead_mount_fails_until_it_is_cleared(mounts, volume, mounted):
+    mounts.crash(mounted)
+    p = mounts.pc("mount", volume.name, mounted)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert p.stderr.strip()
+    lazy_unmount(mounted)
+    mounts.mount(volume, mounted)
+    assert os.listdir(mounted) == []
