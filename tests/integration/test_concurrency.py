@@ -179,3 +179,40 @@ def test_two_appending_processes_lose_no_records(mounted, remount):
     remount(mounted)
     with open(p, "rb") as f:
         check_records(f.read())
+
+
+def test_four_processes_creating_files_in_one_directory(mounted, remount):
+    script = ("import os, sys\n"
+              "d, tag = sys.argv[1], sys.argv[2]\n"
+              "for i in range(100):\n"
+              "    with open(os.path.join(d, '%s-%03d' % (tag, i)), 'wb') as f:\n"
+              "        f.write(b'%s %d' % (tag.encode(), i))\n"
+              "    if i % 10 == 9:\n"
+              "        os.listdir(d)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(mounted), tag],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for tag in "abcd"]
+    for p in procs:
+        out, err = p.communicate(timeout=TIMEOUT)
+        assert p.returncode == 0, err
+    want = sorted("%s-%03d" % (t, i) for t in "abcd" for i in range(100))
+    assert sorted(os.listdir(mounted)) == want
+    remount(mounted)
+    assert sorted(os.listdir(mounted)) == want
+    for t in "abcd":
+        assert_same(mounted / ("%s-042" % t), b"%s 42" % t.encode())
+
+
+def test_sync_during_writes_keeps_every_write(mounted, remount, mounts, volume):
+    p = mounted / "busy"
+    writer = start("write", p, 0, 16 * MiB, 8)
+    syncs = 0
+    while writer.poll() is None and syncs < 20:
+        r = mounts.pc("sync", mounted)
+        assert r.returncode == 0, r.stderr
+        syncs += 1
+    finish([writer])
+    assert_same(p, expected(8, 16 * MiB))
+    remount(mounted)
+    assert_same(p, expected(8, 16 * MiB))
+    assert "busy" in volume.git("ls-tree", "--name-only", "main").stdout.split()

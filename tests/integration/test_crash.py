@@ -72,6 +72,44 @@ def test_rename_mkdir_chmod_before_an_fsync_survive_kill_9(mounts, volume, mount
     assert_same(mounted / "newdir" / "synced", b"synced last\n")
 
 
+def test_file_closed_before_an_fsync_of_another_survives_kill_9(mounts, volume, mounted):
+    data = os.urandom(300 * 1024)
+    write_file(mounted / "closed-not-synced", data)
+    fsync_write(mounted / "synced", b"synced after\n")
+    crash_and_remount(mounts, volume, mounted)
+    assert_same(mounted / "closed-not-synced", data)
+    assert_same(mounted / "synced", b"synced after\n")
+
+
+def test_symlink_xattr_times_before_an_fsync_survive_kill_9(mounts, volume, mounted):
+    write_file(mounted / "f", b"x")
+    os.symlink("f", mounted / "link")
+    os.setxattr(mounted / "f", "user.k", b"v")
+    os.utime(mounted / "f", ns=(1_000_000_000_111_111_111, 1_000_000_000_222_222_222))
+    fsync_write(mounted / "synced", b"last\n")
+    crash_and_remount(mounts, volume, mounted)
+    assert os.readlink(mounted / "link") == "f"
+    assert os.getxattr(mounted / "f", "user.k") == b"v"
+    assert os.stat(mounted / "f").st_mtime_ns == 1_000_000_000_222_222_222
+    assert_same(mounted / "synced", b"last\n")
+
+
+def test_atomic_save_with_directory_fsync_survives_kill_9(mounts, volume, mounted, remount):
+    p = mounted / "doc.txt"
+    write_file(p, b"old\n")
+    remount(mounted)
+    fsync_write(mounted / ".doc.txt.tmp", b"new\n")
+    os.replace(mounted / ".doc.txt.tmp", p)
+    dfd = os.open(mounted, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    crash_and_remount(mounts, volume, mounted)
+    assert os.listdir(mounted) == ["doc.txt"]
+    assert_same(p, b"new\n")
+
+
 def test_kill_9_leaves_an_enotconn_mount_that_fusermount_z_clears(mounts, volume, mounted):
     mounts.crash(mounted)
     assert_dead_mount(mounted)

@@ -639,3 +639,22 @@ def test_symlink_to_a_directory_is_followed(mounted, remount):
     assert os.listdir(mounted / "shortcut") == ["f"]
     assert_same(mounted / "shortcut" / "f", b"through the link")
     assert stat.S_ISLNK(os.lstat(mounted / "shortcut").st_mode)
+
+
+def test_open_with_o_trunc_replaces_the_content(mounted, remount):
+    write_file(mounted / "f", os.urandom(MiB))
+    remount(mounted)
+    write_file(mounted / "f", b"short")
+    assert_same(mounted / "f", b"short")
+    remount(mounted)
+    assert_same(mounted / "f", b"short")
+
+
+def test_many_small_unaligned_writes_kept(mounted, remount):
+    data = os.urandom(777 * 1000)
+    with open(mounted / "f", "wb", buffering=0) as f:
+        for i in range(0, len(data), 777):
+            f.write(data[i:i + 777])
+    assert_same(mounted / "f", data)
+    remount(mounted)
+    assert_same(mounted / "f", data)
