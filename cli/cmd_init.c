@@ -4,12 +4,15 @@
 #include "cli/cmd.h"
 #include "core/error.h"
 #include "core/volume.h"
+#include "sync/backend.h"
+#include "sync/cloud.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/stat.h>
 
 static int run(int argc, char **argv);
@@ -44,6 +47,38 @@ static int make_file_cloud(const char *url)
 		return error_set(-errno, "cannot create the cloud directory %s: %s", dir,
 				 strerror(errno));
 	return 0;
+}
+
+/* The cloud must answer, and hold this volume's record, before init says
+ * yes: a bucket that does not exist or refused credentials fail here. */
+static int publish(struct volume *v)
+{
+	struct cloud *c = NULL;
+	int rc = cloud_open(&c, v);
+	if (!rc)
+		rc = backend_check(c->b);
+	char *existing = NULL;
+	int enc = v->encrypt;
+	if (!rc && cloud_read_volume_id(c, &existing) != -ENOENT)
+		rc = error_set(-EEXIST, "%s already holds a peercling volume: use 'peercling clone' "
+			       "to join it, or another URL", v->cloud_url);
+	free(existing);
+	v->encrypt = enc;
+	if (!rc)
+		rc = cloud_put_volume_info(c);
+	cloud_free(c);
+	return rc;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path) == 0 ? 0 : -1;
+}
+
+static void remove_volume(const char *dir)
+{
+	if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		fprintf(stderr, "peercling: could not remove %s: %s\n", dir, strerror(errno));
 }
 
 static int run(int argc, char **argv)
@@ -82,9 +117,14 @@ static int run(int argc, char **argv)
 	if (rc)
 		return cmd_fail(rc, "cannot create volume '%s'", name);
 	rc = make_file_cloud(v->cloud_url);
+	if (!rc)
+		rc = publish(v);
 	if (rc) {
+		char *dir = strdup(v->dir);
 		volume_free(v);
-		return cmd_fail(rc, "volume '%s' created, but its cloud is not usable", name);
+		remove_volume(dir);
+		free(dir);
+		return cmd_fail(rc, "cannot create volume '%s' (nothing was kept)", name);
 	}
 	printf("Created volume '%s' in %s\n"
 	       "  cloud:      %s\n"

@@ -29,6 +29,7 @@ struct fs_ctl {
 	int stop_pipe[2];
 	pthread_t thread;
 	char *mountpoint;
+	struct fs_ctl_hooks hooks;
 };
 
 void fs_ctl_name(const char *state_dir, char out[FS_CTL_NAME_MAX], size_t *len)
@@ -72,6 +73,8 @@ static char *status_json(struct fs_ctl *c)
 	json_object_object_add(cache, "dirty_blocks", json_object_new_int64((int64_t)ss.dirty_blocks));
 	json_object_object_add(cache, "dirty_bytes", json_object_new_int64((int64_t)ss.dirty_bytes));
 	json_object_object_add(o, "cache", cache);
+	if (c->hooks.status)
+		c->hooks.status(c->hooks.p, o);
 	char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return s;
@@ -92,7 +95,17 @@ static void serve(struct fs_ctl *c, int fd)
 		return;
 	req[n] = '\0';
 	req[strcspn(req, "\r\n")] = '\0';
-	if (strcmp(req, "sync") == 0) {
+	if (strcmp(req, "sync") == 0 && c->hooks.sync) {
+		char *r = NULL;
+		int rc = c->hooks.sync(c->hooks.p, &r);
+		if (rc) {
+			if (asprintf(&reply, "error %s", error_last()) < 0)
+				reply = NULL;
+		} else if (asprintf(&reply, "ok %s", r ? r : "") < 0) {
+			reply = NULL;
+		}
+		free(r);
+	} else if (strcmp(req, "sync") == 0) {
 		int made = 0;
 		int rc = fs_commit(c->fs, "sync", &made);
 		if (rc) {
@@ -142,7 +155,8 @@ static void *ctl_thread(void *arg)
 	return NULL;
 }
 
-int fs_ctl_start(struct fs_ctl **out, struct fs *fs, const char *mountpoint)
+int fs_ctl_start(struct fs_ctl **out, struct fs *fs, const char *mountpoint,
+		 const struct fs_ctl_hooks *hooks)
 {
 	struct fs_ctl *c = calloc(1, sizeof(*c));
 	struct sockaddr_un sa;
@@ -150,6 +164,8 @@ int fs_ctl_start(struct fs_ctl **out, struct fs *fs, const char *mountpoint)
 	if (!c)
 		return -ENOMEM;
 	c->fs = fs;
+	if (hooks)
+		c->hooks = *hooks;
 	c->mountpoint = strdup(mountpoint);
 	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	make_addr(fs->vol->dir, &sa, &slen);

@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+struct json_object;
+
 struct fs;
 struct fs_ctl;
 
@@ -20,7 +22,17 @@ struct fs_ctl;
 /* The socket's address for a state directory (leading NUL: abstract). */
 void fs_ctl_name(const char *state_dir, char out[FS_CTL_NAME_MAX], size_t *len);
 
-int fs_ctl_start(struct fs_ctl **out, struct fs *fs, const char *mountpoint);
+/* What the daemon adds to the socket: a full sync (commit, merge, upload)
+ * instead of a local commit, and its own status fields. */
+struct fs_ctl_hooks {
+	/* 0 and *reply (malloc'd, one line), or -errno with error_last(). */
+	int (*sync)(void *p, char **reply);
+	void (*status)(void *p, struct json_object *o);
+	void *p;
+};
+
+int fs_ctl_start(struct fs_ctl **out, struct fs *fs, const char *mountpoint,
+		 const struct fs_ctl_hooks *hooks);
 void fs_ctl_stop(struct fs_ctl *c);
 
 /* Client: sends req, *reply malloc'd (the text after "ok ").  -ECONNREFUSED

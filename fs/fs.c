@@ -672,11 +672,14 @@ int fs_flush(struct fs *fs, struct fs_inode *ino, int sync)
 			manifest_free(ino->m);
 			ino->m = m;
 			pthread_mutex_unlock(&fs->lock);
-			/* Closing the overlay first drops its pages, so the sync
-			 * below writes the new blocks and not the overlay too. */
+			/* Closing the overlay first drops its pages, so a sync
+			 * writes the new blocks and not the overlay too.  Only
+			 * fsync pays for the sync; a close leaves it to the next
+			 * commit (sync_repo), so saving many small files stays
+			 * cheap, and kill -9 loses nothing either way. */
 			fs_overlay_free(ino->ov);
 			ino->ov = NULL;
-			rc = store_sync(fs->vol->store);
+			rc = sync ? store_sync(fs->vol->store) : 0;
 			clock_gettime(CLOCK_MONOTONIC, &t2);
 			log_debug("flush: chunking %.3f s, sync %.3f s",
 				  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
@@ -942,4 +945,148 @@ int fs_flush_all(struct fs *fs)
 {
 	flush_tree(fs, fs->root);
 	return 0;
+}
+
+/* ---- taking in a merged head ------------------------------------------- */
+
+struct inval_list {
+	struct fs_inval *e;
+	size_t n, cap;
+};
+
+static void inval_add(struct inval_list *l, uint64_t parent, const char *name, uint64_t ino)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		struct fs_inval *e = realloc(l->e, cap * sizeof(*e));
+		if (!e)
+			return; /* the kernel's caches time out anyway */
+		l->e = e;
+		l->cap = cap;
+	}
+	l->e[l->n++] = (struct fs_inval){ parent, name ? strdup(name) : NULL, ino };
+}
+
+/* One changed path of the merged tree, applied to the inodes; a file with
+ * unflushed writes keeps them (its next flush and commit carry them on). */
+static int apply_delta(struct fs *fs, const git_diff_delta *d, struct inval_list *inv)
+{
+	const git_diff_file *f = d->status == GIT_DELTA_DELETED ? &d->old_file : &d->new_file;
+	char *path = NULL;
+	int rc = tree_path_unescape(&path, f->path);
+	if (rc)
+		return rc;
+	int meta = is_meta_path(f->path);
+	if (meta) {
+		char *slash = strrchr(path, '/');
+		if (slash)
+			*slash = '\0';
+		else
+			path[0] = '\0';
+	}
+	struct fs_inode *n = find_path(fs, path);
+	if (n && n->ov) {
+		free(path);
+		return 0;
+	}
+	if (d->status == GIT_DELTA_DELETED) {
+		if (n && n != fs->root && (!S_ISDIR(n->mode) || !n->child_first)) {
+			inval_add(inv, n->parent->ino, n->name, 0);
+			fs_inode_unlink(fs->table, n);
+			fs_inode_maybe_free(fs->table, n);
+		}
+	} else {
+		git_blob *blob = NULL;
+		if (git_blob_lookup(&blob, fs->vol->repo, &f->id) < 0) {
+			free(path);
+			return tree_git_error(-1, "reading a merged file");
+		}
+		const void *data = git_blob_rawcontent(blob);
+		size_t len = (size_t)git_blob_rawsize(blob);
+		if (meta) {
+			if (!n && (rc = mkdir_path(fs, path, 0755)) == 0)
+				n = find_path(fs, path);
+			if (n)
+				rc = apply_dir_meta(n, data, len);
+		} else {
+			rc = put_path(fs, path, f->mode, data, len, &f->id);
+			n = find_path(fs, path);
+		}
+		git_blob_free(blob);
+		if (n && n->parent)
+			inval_add(inv, n->parent->ino, n->name, n->ino);
+	}
+	free(path);
+	return rc;
+}
+
+static int apply_head(struct fs *fs, const git_oid *from, const git_oid *to, struct inval_list *inv)
+{
+	git_commit *a = NULL, *b = NULL;
+	git_tree *ta = NULL, *tb = NULL;
+	git_diff *diff = NULL;
+	int rc = 0;
+	if ((from && (git_commit_lookup(&a, fs->vol->repo, from) < 0 || git_commit_tree(&ta, a) < 0)) ||
+	    git_commit_lookup(&b, fs->vol->repo, to) < 0 || git_commit_tree(&tb, b) < 0 ||
+	    git_diff_tree_to_tree(&diff, fs->vol->repo, ta, tb, NULL) < 0)
+		rc = tree_git_error(-1, "comparing the merged tree");
+	/* Files first, then directory metadata, so emptied directories go. */
+	for (int pass = 0; !rc && pass < 2; pass++) {
+		for (size_t i = 0; !rc && i < git_diff_num_deltas(diff); i++) {
+			const git_diff_delta *d = git_diff_get_delta(diff, i);
+			const char *p = d->status == GIT_DELTA_DELETED ? d->old_file.path : d->new_file.path;
+			if (is_meta_path(p) == pass)
+				rc = apply_delta(fs, d, inv);
+		}
+	}
+	git_diff_free(diff);
+	git_tree_free(ta);
+	git_tree_free(tb);
+	git_commit_free(a);
+	git_commit_free(b);
+	return rc;
+}
+
+int fs_commit_and_merge(void *wt,
+			int (*merge)(git_oid *out, const git_oid *local, int has_local, void *p),
+			void *p, git_oid *head_out, int *has_head)
+{
+	struct fs *fs = wt;
+	struct inval_list inv = { 0 };
+	git_oid merged;
+	pthread_mutex_lock(&fs->lock);
+	int rc = commit_locked(fs, "sync", NULL);
+	if (!rc) {
+		rc = merge(&merged, &fs->head, fs->has_head, p);
+		if (rc == -ENOENT) { /* no commit anywhere yet */
+			rc = 0;
+			*has_head = 0;
+		} else if (!rc && (!fs->has_head || !git_oid_equal(&merged, &fs->head))) {
+			rc = apply_head(fs, fs->has_head ? &fs->head : NULL, &merged, &inv);
+			git_reference *ref = NULL;
+			if (!rc && git_reference_create(&ref, fs->vol->repo, VOLUME_REF, &merged, 1,
+							"peercling merge") < 0)
+				rc = tree_git_error(-1, "moving the branch to the merge");
+			git_reference_free(ref);
+			if (!rc) {
+				fs->head = merged;
+				fs->has_head = 1;
+				rc = journal_restart(fs);
+			}
+		}
+		if (!rc && fs->has_head) {
+			*head_out = fs->head;
+			*has_head = 1;
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
+	/* The kernel may call back into us while invalidating: never under
+	 * the lock. */
+	for (size_t i = 0; i < inv.n; i++) {
+		if (fs->inval)
+			fs->inval(fs->inval_payload, &inv.e[i]);
+		free(inv.e[i].name);
+	}
+	free(inv.e);
+	return rc;
 }

@@ -19,6 +19,14 @@
 
 struct volume;
 struct fs_journal;
+
+/* A kernel cache entry to drop after the tree changed underneath: the name
+ * in parent (and, when ino is set, that inode's cached content). */
+struct fs_inval {
+	uint64_t parent;
+	char *name;
+	uint64_t ino;
+};
 struct fs_bcache;
 
 struct fs {
@@ -41,6 +49,9 @@ struct fs {
 	int replay_skip;
 	long replayed;
 	struct fs_rechunk_stats last_flush; /* for tests and the debug log */
+	/* Set by the daemon: tells the kernel what changed underneath. */
+	void (*inval)(void *payload, const struct fs_inval *what);
+	void *inval_payload;
 };
 
 int fs_new(struct fs **out, struct volume *vol);
@@ -75,5 +86,11 @@ void fs_dir_touch(struct fs_inode *dir);
 /* A new file, directory or symlink under dir; caller holds fs->lock. */
 int fs_create_node(struct fs *fs, struct fs_inode *dir, const char *name, mode_t mode,
 		   const char *target, struct fs_inode **out);
+
+/* The working tree side of a sync (struct sync_worktree's commit_and_merge,
+ * with wt a struct fs): commit, merge, take in the result. */
+int fs_commit_and_merge(void *wt,
+			int (*merge)(git_oid *out, const git_oid *local, int has_local, void *p),
+			void *p, git_oid *head_out, int *has_head);
 
 #endif

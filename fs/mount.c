@@ -10,6 +10,7 @@
 #include "fs/ctl.h"
 #include "fs/fs.h"
 #include "fs/ops.h"
+#include "fs/syncer.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -65,6 +66,7 @@ struct daemon {
 	struct fs *fs;
 	struct fuse_session *se;
 	struct fs_ctl *ctl;
+	struct fs_syncer *syncer;
 	pthread_t idle_thread;
 	int idle_running;
 	pthread_mutex_t stop_lock;
@@ -218,7 +220,12 @@ static int serve(const struct fs_mount_opts *o, int notify)
 		goto fail;
 	}
 	mounted = 1;
-	if ((rc = fs_ctl_start(&d.ctl, d.fs, o->mountpoint)))
+	struct fs_ctl_hooks hooks = { 0 };
+	if (fs_syncer_start(&d.syncer, d.fs, d.se) == 0)
+		fs_syncer_hooks(d.syncer, &hooks);
+	else
+		log_warn("no cloud sync for this mount: %s", error_last());
+	if ((rc = fs_ctl_start(&d.ctl, d.fs, o->mountpoint, d.syncer ? &hooks : NULL)))
 		goto fail;
 	if (pthread_create(&d.idle_thread, NULL, idle_main, &d) == 0)
 		d.idle_running = 1;
@@ -265,6 +272,10 @@ fail:
 	fs_ctl_stop(d.ctl);
 	if (mounted)
 		fuse_session_unmount(d.se);
+	if (d.fs)
+		fs_flush_all(d.fs);
+	/* After the unmount: the final round commits and uploads everything. */
+	fs_syncer_stop(d.syncer, mounted && !rc);
 	if (d.se) {
 		fuse_remove_signal_handlers(d.se);
 		fuse_session_destroy(d.se);

@@ -142,11 +142,16 @@ static int write_temp(struct file_backend *f, const void *data, size_t len, char
 	char *path = NULL;
 	if (asprintf(&path, "%s/" TMP_DIR "/put-XXXXXX", f->dir) < 0)
 		return -ENOMEM;
+	size_t n = strlen(path);
 	int fd = mkostemp(path, O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
 		char *td = join(f->dir, TMP_DIR);
-		if (td && (mkdir(td, 0755) == 0 || errno == EEXIST))
+		if (td && (mkdir(td, 0755) == 0 || errno == EEXIST)) {
+			/* A failed mkostemp leaves its last try in the
+			 * template: put the Xs back. */
+			memcpy(path + n - 6, "XXXXXX", 6);
 			fd = mkostemp(path, O_CLOEXEC);
+		}
 		free(td);
 	}
 	if (fd < 0) {

@@ -183,8 +183,48 @@ static int status_error(struct dav *d, const char *method, const char *rel, long
 
 /* ---- put --------------------------------------------------------------- */
 
-/* MKCOL of every collection above key, top down.  201 made, 405 was
- * already there; 409 at the top means the base collection is gone. */
+/* 1 when rel ("" or ending in '/') is an existing collection, 0 when not,
+ * or -errno. */
+static int collection_exists(struct dav *d, const char *rel)
+{
+	static const char *const hdrs[] = { "Depth: 0", "Content-Type: application/xml",
+					    NULL };
+	struct http_resp r;
+	int rc = dav_req(d, "PROPFIND", rel, hdrs, propfind_body, strlen(propfind_body), &r);
+	if (rc)
+		return rc;
+	long st = r.status;
+	http_resp_free(&r);
+	if (st == 207)
+		return 1;
+	if (st == 404 || st == 410)
+		return 0;
+	return status_error(d, "PROPFIND", rel, st);
+}
+
+/* MKCOL of one collection that should exist: 0 once it does. */
+static int make_collection(struct dav *d, const char *rel)
+{
+	long st;
+	int rc = dav_simple(d, "MKCOL", rel, &st);
+	if (rc)
+		return rc;
+	if (st == 201 || st == 405) /* made, or already there */
+		return 0;
+	if (st == 409)
+		return error_set(-ENXIO, "WebDAV collection %s%s cannot be made: its parent is "
+				 "missing", d->base, rel);
+	/* Apache answers 403 ("File exists") to the loser of two MKCOLs
+	 * of one collection at once: the collection is there, fine.  Any
+	 * other refusal stands. */
+	int ex = collection_exists(d, rel);
+	if (ex == 1)
+		return 0;
+	return status_error(d, "MKCOL", rel, st);
+}
+
+/* MKCOL of every collection above key, top down; -ENXIO at the top means
+ * the base collection itself is gone. */
 static int make_parents(struct dav *d, const char *key)
 {
 	char *dir = strdup(key);
@@ -194,12 +234,7 @@ static int make_parents(struct dav *d, const char *key)
 	for (char *p = dir; !rc && (p = strchr(p, '/')); p++) {
 		char saved = p[1];
 		p[1] = '\0'; /* "a/", then "a/b/" */
-		long st;
-		rc = dav_simple(d, "MKCOL", dir, &st);
-		if (!rc && st == 409)
-			rc = error_set(-ENXIO, "WebDAV collection %s does not exist", d->base);
-		else if (!rc && st != 201 && st != 405 && st != 200)
-			rc = status_error(d, "MKCOL", dir, st);
+		rc = make_collection(d, dir);
 		p[1] = saved;
 	}
 	free(dir);
@@ -537,18 +572,15 @@ int backend_webdav_check(struct backend *b)
 				 d->base, st);
 	if (st != 404)
 		return status_error(d, "PROPFIND", "", st);
-	if ((rc = dav_simple(d, "MKCOL", "", &st)))
-		return rc;
-	if (st == 201 || st == 405) {
-		log_info("made WebDAV collection %s", d->base);
-		return 0;
-	}
-	if (st == 409)
+	rc = make_collection(d, "");
+	if (rc == -ENXIO)
 		return error_set(-ENXIO,
 				 "WebDAV collection %s does not exist, nor does its parent: "
 				 "create the parent folder on the server",
 				 d->base);
-	return status_error(d, "MKCOL", "", st);
+	if (!rc)
+		log_info("made WebDAV collection %s", d->base);
+	return rc;
 }
 
 /* ---- open / free ------------------------------------------------------- */
@@ -626,9 +658,9 @@ static int parse_url(struct dav *d, const char *url)
 {
 	int tls = !strncasecmp(url, "webdavs://", 10);
 	const char *a = url + (tls ? 10 : 9);
-	size_t n = strcspn(a, "/?#");
-	if (a[n] == '?' || a[n] == '#')
-		return bad_url(url, "no query or fragment allowed");
+	size_t n = strcspn(a, "/");
+	if (strpbrk(a, "?#"))
+		return bad_url(url, "no query or fragment allowed ('?' and '#' go as %3F, %23)");
 	char *hostport = NULL, *esc = NULL;
 	int rc = parse_authority(d, url, a, n, &hostport);
 	if (rc)

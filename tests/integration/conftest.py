@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -73,6 +72,19 @@ class Peercling:
             "GIT_CONFIG_NOSYSTEM": "1",
             "LC_ALL": "C",
         })
+        # A sanitizer build (tests/run-all's "san") reports into files here,
+        # since the daemon's stderr is /dev/null; any report fails the test.
+        self.sanitizer_log = tmp_path / "sanitizer"
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            opts = [o for o in self.env.get(var, "").split(":") if o and
+                    not o.startswith("log_path=")]
+            self.env[var] = ":".join(opts + ["log_path=%s" % self.sanitizer_log])
+
+    def sanitizer_reports(self):
+        out = []
+        for f in sorted(self.sanitizer_log.parent.glob(self.sanitizer_log.name + ".*")):
+            out.append("%s:\n%s" % (f.name, f.read_text(errors="replace")[-4000:]))
+        return out
 
     def __call__(self, *args, cwd=None, timeout=helpers.TIMEOUT, input=None):
         return run([BIN] + [str(a) for a in args], env=self.env, cwd=cwd, timeout=timeout,
@@ -183,7 +195,12 @@ class Mounts:
 def peercling(tmp_path):
     if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
         pytest.fail("PEERCLING_BIN=%s is not an executable file: build peercling first" % BIN)
-    return Peercling(tmp_path)
+    pc = Peercling(tmp_path)
+    yield pc
+    # after `mounts` has unmounted: every daemon has exited and reported
+    reports = pc.sanitizer_reports()
+    if reports:
+        pytest.fail("sanitizer reports from peercling:\n" + "\n".join(reports), pytrace=False)
 
 
 @pytest.fixture
@@ -205,6 +222,9 @@ def mounts(peercling, request):
             print("---- last lines of %s/log ----\n%s" % (vol.dir, vol.log_tail()))
     for p in problems:
         print("teardown:", p)
+    if problems and rep is not None and rep.passed:
+        pytest.fail("the test passed, but unmounting at teardown went wrong:\n"
+                    + "\n".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -100,6 +101,7 @@ class S3Cluster:
         self.mon_port = self.rgw_port = None
         self.access_key, self.secret_key, self.region = ACCESS_KEY, SECRET_KEY, REGION
         self.start_seconds = None
+        self.attempts = 0
 
     # ---- public -------------------------------------------------------
     @property
@@ -124,7 +126,12 @@ class S3Cluster:
                 return self
             except StartError as e:
                 errors.append("attempt %d: %s" % (attempt, e))
+                first = str(e).splitlines()[0] if str(e) else "?"
+                print("s3_server: start attempt %d failed (%s), retrying" % (attempt, first),
+                      file=sys.stderr, flush=True)
                 self.stop()
+            finally:
+                self.attempts = attempt
         raise StartError("radosgw did not start after %d attempts\n\n%s" %
                          (START_TRIES, "\n\n".join(errors)))
 
@@ -200,6 +207,10 @@ class S3Cluster:
             raise StartError("ceph osd new gave id %r, expected 0" % osd_id)
         self._run(["ceph-osd", "-c", self.conf, "-i", "0", "--mkfs", "--osd-uuid", osd_uuid],
                   timeout=120)
+        # Placed in the CRUSH map here rather than by the OSD as it starts:
+        # its own request at start-up sometimes goes out before it knows
+        # the cluster's fsid and is refused ("wrong fsid"), killing it.
+        self._ceph(["osd", "crush", "add", "osd.0", "1.0", "root=default"])
         self._spawn("osd", ["ceph-osd", "-f", "-c", self.conf, "-i", "0"])
         self._wait(self._osd_up, "osd.0 up", ["osd", "mon"])
         # The S3 user (this also creates radosgw's pools), then radosgw.
@@ -251,6 +262,8 @@ bluestore block size = {BLOCK_SIZE}
 bluestore cache autotune = false
 bluestore cache size = 67108864
 osd memory target = 939524096
+osd crush update on start = false
+osd class update on start = false
 osd op num shards = 1
 osd op num threads per shard = 2
 
@@ -401,10 +414,10 @@ def _smoke(c):
 
 
 if __name__ == "__main__":
-    import sys
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
     c = session_cluster()
-    print("radosgw up in %.1f s; RSS KiB %s" % (c.start_seconds, c.rss_kib()), flush=True)
+    print("radosgw up in %.1f s (%d attempts); RSS KiB %s" % (c.start_seconds, c.attempts, c.rss_kib()),
+          flush=True)
     if "--smoke" in sys.argv:
         _smoke(c)
         sys.exit(0)

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from helpers import MiB, RENAME_EXCHANGE, RENAME_NOREPLACE, assert_same, check, raises_errno, \
-    read_file, renameat2, run, sha256_file, write_file
+    renameat2, run, sha256_file, write_file
 
 KiB = 1024
 NOT_PERMITTED = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP)

@@ -97,8 +97,8 @@ def test_new_volume_mounts_as_an_empty_directory(mounted):
 
 
 def test_mount_accepts_a_relative_mountpoint(mounts, volume, mountpoint):
+    mounts.known[str(mountpoint)] = volume   # so that teardown unmounts it
     p = mounts.pc("mount", volume.name, mountpoint.name, cwd=mountpoint.parent)
-    mounts.known[str(mountpoint)] = volume
     check(p)
     assert is_mounted(mountpoint)
     write_file(mountpoint / "f", b"relative")

@@ -100,7 +100,7 @@ static void nested_keys_make_directories(void)
 struct race {
 	struct backend *b;
 	uint8_t *bodies[2];
-	volatile int done;
+	int done;
 	long reads, bad, errors;
 };
 
@@ -110,18 +110,18 @@ static void *writer(void *arg)
 	for (int i = 0; i < REPLACES; i++)
 		if (backend_put(r->b, "heads/dev", r->bodies[i & 1], HEAD_SIZE))
 			__atomic_add_fetch(&r->errors, 1, __ATOMIC_RELAXED);
-	r->done = 1;
+	__atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
 static void *reader(void *arg)
 {
 	struct race *r = arg;
-	while (!r->done) {
+	while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {
 		uint8_t *out;
 		size_t n;
 		if (backend_get(r->b, "heads/dev", &out, &n)) {
-			r->errors++;
+			__atomic_add_fetch(&r->errors, 1, __ATOMIC_RELAXED);
 			continue;
 		}
 		r->reads++;
@@ -310,7 +310,6 @@ static void missing_directory_is_enxio(void)
 	backend_free(b);
 
 	/* A file where the directory should be. */
-	CHECK_EQ(system("true"), 0);
 	FILE *fp = fopen(gone, "w");
 	CHECK(fp != NULL);
 	if (fp)

@@ -1,0 +1,66 @@
+/* cloud: the volume's layout in a blob store, and the sealing of everything
+ * written there.  It turns the backend's keys and bytes into blocks,
+ * repository objects and device heads:
+ *
+ *   volume                 sealed {volume id, encrypt}: lets clone check a key
+ *   blocks/XX/ID           one block, sealed with the block key (ID: its id)
+ *   objects/XX/NAME        one git object (1 type byte + raw data), sealed with
+ *                          the object key; NAME = keyed BLAKE2b of the git oid,
+ *                          so the cloud learns no hash of any content
+ *   heads/DEVICE           sealed "COMMIT-OID\n", written only by DEVICE
+ *
+ * With encryption off (volume.encrypt = false) the same keys hold the plain
+ * bytes.  Whatever comes back is opened (authenticated) and checked against
+ * what was asked for before anyone uses it. */
+#ifndef PEERCLING_CLOUD_H
+#define PEERCLING_CLOUD_H
+
+#include <git2.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/blockid.h"
+#include "core/fetch.h"
+
+struct volume;
+struct backend;
+
+struct cloud {
+	struct backend *b;
+	struct volume *vol; /* borrowed */
+};
+
+/* Opens the backend named by the volume's cloud.url and its config. */
+int cloud_open(struct cloud **out, struct volume *vol);
+void cloud_free(struct cloud *c);
+
+/* The "volume" record: written by init, checked by clone and mount. */
+int cloud_put_volume_info(struct cloud *c);
+/* -EKEYREJECTED when the key does not open it; -ENOENT when the cloud holds
+ * no volume. */
+int cloud_check_volume_info(struct cloud *c);
+
+int cloud_put_block(struct cloud *c, const blockid_t *id, const void *data, size_t len);
+/* Verified against id; *out malloc'd. */
+int cloud_get_block(struct cloud *c, const blockid_t *id, uint8_t **out, size_t *len);
+int cloud_has_block(struct cloud *c, const blockid_t *id);
+
+int cloud_put_object(struct cloud *c, const git_oid *oid);
+/* The volume id recorded in the cloud (clone uses it); *out malloc'd.
+ * -EKEYREJECTED for a wrong key. */
+int cloud_read_volume_id(struct cloud *c, char **out);
+
+/* Downloads one object, checked against its git oid; *out malloc'd. */
+int cloud_get_object(struct cloud *c, const git_oid *oid, git_object_t *type, uint8_t **out,
+		     size_t *len);
+
+int cloud_put_head(struct cloud *c, const git_oid *commit);
+/* Calls cb for every device head in the cloud (this device's included). */
+int cloud_foreach_head(struct cloud *c,
+		       int (*cb)(const char *device, const git_oid *commit, void *payload),
+		       void *payload);
+
+/* The fetch-chain source for blocks (see core/fetch.h). */
+struct fetch_source cloud_block_source(struct cloud *c);
+
+#endif

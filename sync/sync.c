@@ -1,0 +1,539 @@
+/* sync: fetch, merge, upload; see sync.h for the order and why. */
+#include "config.h"
+#include "sync/sync.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/store.h"
+#include "core/tree.h"
+#include "core/volume.h"
+#include "sync/cloud.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_MODULE "sync"
+#define UPLOADED_REF "refs/peercling/uploaded"
+#define UPLOAD_THREADS 4
+
+/* ---- a set of git oids -------------------------------------------------- */
+
+struct oidset {
+	git_oid *slot;
+	uint8_t *used;
+	size_t cap, n;
+};
+
+static size_t oid_hash(const git_oid *o)
+{
+	size_t h;
+	memcpy(&h, o->id, sizeof(h));
+	return h;
+}
+
+static int oidset_add(struct oidset *s, const git_oid *o); /* 1 new, 0 known */
+
+static int oidset_grow(struct oidset *s)
+{
+	struct oidset n = { 0 };
+	n.cap = s->cap ? s->cap * 2 : 1024;
+	n.slot = calloc(n.cap, sizeof(*n.slot));
+	n.used = calloc(n.cap, 1);
+	if (!n.slot || !n.used) {
+		free(n.slot);
+		free(n.used);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->used[i])
+			oidset_add(&n, &s->slot[i]);
+	free(s->slot);
+	free(s->used);
+	*s = n;
+	return 0;
+}
+
+static int oidset_add(struct oidset *s, const git_oid *o)
+{
+	if ((s->n + 1) * 2 > s->cap && oidset_grow(s))
+		return -ENOMEM;
+	size_t i = oid_hash(o) & (s->cap - 1);
+	while (s->used[i]) {
+		if (git_oid_equal(&s->slot[i], o))
+			return 0;
+		i = (i + 1) & (s->cap - 1);
+	}
+	s->used[i] = 1;
+	s->slot[i] = *o;
+	s->n++;
+	return 1;
+}
+
+static int oidset_has(const struct oidset *s, const git_oid *o)
+{
+	if (!s->cap)
+		return 0;
+	for (size_t i = oid_hash(o) & (s->cap - 1); s->used[i]; i = (i + 1) & (s->cap - 1))
+		if (git_oid_equal(&s->slot[i], o))
+			return 1;
+	return 0;
+}
+
+static void oidset_free(struct oidset *s)
+{
+	free(s->slot);
+	free(s->used);
+}
+
+/* ---- fetch -------------------------------------------------------------- */
+
+/* The oids an object names: a commit's tree and parents, a tree's entries
+ * (submodules skipped).  Raw git formats. */
+static int children(git_object_t type, const uint8_t *d, size_t len, git_oid **out, size_t *n)
+{
+	size_t cap = 16;
+	*n = 0;
+	*out = malloc(cap * sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	if (type == GIT_OBJECT_COMMIT) {
+		const char *p = (const char *)d, *end = p + len;
+		while (p < end && *p != '\n') {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			if (!nl)
+				break;
+			size_t l = (size_t)(nl - p);
+			const char *hex = NULL;
+			if (l == 5 + GIT_OID_HEXSZ && !strncmp(p, "tree ", 5))
+				hex = p + 5;
+			else if (l == 7 + GIT_OID_HEXSZ && !strncmp(p, "parent ", 7))
+				hex = p + 7;
+			if (hex) {
+				if (*n == cap) {
+					git_oid *g = realloc(*out, (cap *= 2) * sizeof(**out));
+					if (!g)
+						return -ENOMEM;
+					*out = g;
+				}
+				if (git_oid_fromstrn(&(*out)[*n], hex, GIT_OID_HEXSZ) < 0)
+					return error_set(-EBADMSG, "malformed commit from the cloud");
+				(*n)++;
+			}
+			p = nl + 1;
+		}
+	} else if (type == GIT_OBJECT_TREE) {
+		size_t i = 0;
+		while (i < len) {
+			const uint8_t *sp = memchr(d + i, ' ', len - i);
+			const uint8_t *nul = sp ? memchr(sp, '\0', len - (size_t)(sp - d)) : NULL;
+			if (!nul || (size_t)(nul - d) + 1 + GIT_OID_RAWSZ > len)
+				return error_set(-EBADMSG, "malformed tree from the cloud");
+			int submodule = (size_t)(sp - (d + i)) == 6 && !memcmp(d + i, "160000", 6);
+			if (!submodule) {
+				if (*n == cap) {
+					git_oid *g = realloc(*out, (cap *= 2) * sizeof(**out));
+					if (!g)
+						return -ENOMEM;
+					*out = g;
+				}
+				git_oid_fromraw(&(*out)[(*n)++], nul + 1);
+			}
+			i = (size_t)(nul - d) + 1 + GIT_OID_RAWSZ;
+		}
+	}
+	return 0;
+}
+
+struct fetch_ctx {
+	struct cloud *c;
+	git_odb *odb;
+	struct oidset done; /* present locally, with everything below */
+	unsigned fetched;
+};
+
+static int fetch_graph(struct fetch_ctx *fc, const git_oid *oid, int depth)
+{
+	if (oidset_has(&fc->done, oid))
+		return 0;
+	if (git_odb_exists(fc->odb, oid)) {
+		oidset_add(&fc->done, oid);
+		return 0;
+	}
+	if (depth > 100000)
+		return error_set(-ELOOP, "history from the cloud is too deep");
+	git_object_t type;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	git_oid *kids = NULL;
+	size_t nkids = 0;
+	int rc = cloud_get_object(fc->c, oid, &type, &data, &len);
+	if (!rc)
+		rc = children(type, data, len, &kids, &nkids);
+	for (size_t i = 0; !rc && i < nkids; i++)
+		rc = fetch_graph(fc, &kids[i], depth + 1);
+	git_oid written;
+	if (!rc && git_odb_write(&written, fc->odb, data, len, type) < 0)
+		rc = tree_git_error(-1, "storing an object from the cloud");
+	if (!rc) {
+		oidset_add(&fc->done, oid);
+		fc->fetched++;
+	}
+	free(kids);
+	free(data);
+	return rc;
+}
+
+struct remote_head {
+	char device[64];
+	git_oid commit;
+};
+
+struct heads {
+	struct remote_head *h;
+	size_t n, cap;
+	const char *self;
+};
+
+static int collect_head(const char *device, const git_oid *commit, void *payload)
+{
+	struct heads *hs = payload;
+	if (strcmp(device, hs->self) == 0)
+		return 0;
+	if (hs->n == hs->cap) {
+		size_t cap = hs->cap ? hs->cap * 2 : 8;
+		struct remote_head *h = realloc(hs->h, cap * sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		hs->h = h;
+		hs->cap = cap;
+	}
+	snprintf(hs->h[hs->n].device, sizeof(hs->h[hs->n].device), "%s", device);
+	hs->h[hs->n].commit = *commit;
+	hs->n++;
+	return 0;
+}
+
+static int cmp_head(const void *a, const void *b)
+{
+	return strcmp(((const struct remote_head *)a)->device, ((const struct remote_head *)b)->device);
+}
+
+/* ---- merge -------------------------------------------------------------- */
+
+struct merge_ctx {
+	git_repository *repo;
+	struct heads *hs;
+	struct merge_stats *stats;
+};
+
+static int merge_all(git_oid *out, const git_oid *local, int has_local, void *p)
+{
+	struct merge_ctx *mc = p;
+	git_oid cur;
+	int have = has_local;
+	if (have)
+		cur = *local;
+	for (size_t i = 0; i < mc->hs->n; i++) {
+		if (!have) {
+			cur = mc->hs->h[i].commit;
+			have = 1;
+			mc->stats->fast_forward++;
+			continue;
+		}
+		int rc = merge_commits(&cur, mc->repo, &cur, &mc->hs->h[i].commit, mc->stats);
+		if (rc)
+			return rc;
+	}
+	if (!have)
+		return -ENOENT;
+	*out = cur;
+	return 0;
+}
+
+/* Without a mounted tree: the branch itself moves. */
+static int merge_unmounted(struct volume *v, struct merge_ctx *mc, git_oid *head, int *has_head)
+{
+	git_oid tree, local, result;
+	int has_local = tree_head(&tree, &local, v->repo, VOLUME_REF) == 0;
+	int rc = merge_all(&result, &local, has_local, mc);
+	if (rc == -ENOENT) {
+		*has_head = 0;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	if (!has_local || !git_oid_equal(&local, &result)) {
+		git_reference *ref = NULL;
+		if (git_reference_create(&ref, v->repo, VOLUME_REF, &result, 1, "peercling sync") < 0)
+			return tree_git_error(-1, "moving the branch");
+		git_reference_free(ref);
+	}
+	*head = result;
+	*has_head = 1;
+	return 0;
+}
+
+/* ---- upload ------------------------------------------------------------- */
+
+struct id_list {
+	blockid_t *ids;
+	size_t n, cap;
+};
+
+static int collect_dirty(const blockid_t *id, void *payload)
+{
+	struct id_list *l = payload;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		blockid_t *ids = realloc(l->ids, cap * sizeof(*ids));
+		if (!ids)
+			return -ENOMEM;
+		l->ids = ids;
+		l->cap = cap;
+	}
+	l->ids[l->n++] = *id;
+	return 0;
+}
+
+struct block_uploader {
+	struct cloud *c;
+	struct id_list *l;
+	pthread_mutex_t lock;
+	size_t next;
+	int rc;
+	unsigned done;
+	uint64_t bytes;
+};
+
+static void *upload_blocks_thread(void *arg)
+{
+	struct block_uploader *u = arg;
+	struct store *s = u->c->vol->store;
+	for (;;) {
+		pthread_mutex_lock(&u->lock);
+		size_t i = u->next++;
+		int stop = u->rc || i >= u->l->n;
+		pthread_mutex_unlock(&u->lock);
+		if (stop)
+			break;
+		uint8_t *data = NULL;
+		size_t len = 0;
+		int rc = store_get(s, &u->l->ids[i], &data, &len);
+		if (rc == -ENOENT) {
+			/* Gone (corrupt and quarantined): nothing to upload. */
+			store_set_clean(s, &u->l->ids[i]);
+			continue;
+		}
+		if (!rc)
+			rc = cloud_put_block(u->c, &u->l->ids[i], data, len);
+		if (!rc)
+			rc = store_set_clean(s, &u->l->ids[i]);
+		free(data);
+		pthread_mutex_lock(&u->lock);
+		if (rc && !u->rc)
+			u->rc = rc;
+		if (!rc) {
+			u->done++;
+			u->bytes += len;
+		}
+		pthread_mutex_unlock(&u->lock);
+	}
+	return NULL;
+}
+
+static int upload_blocks(struct cloud *c, struct sync_report *rep)
+{
+	struct id_list l = { 0 };
+	int rc = store_foreach_dirty(c->vol->store, collect_dirty, &l);
+	if (rc || l.n == 0) {
+		free(l.ids);
+		return rc;
+	}
+	struct block_uploader u = { .c = c, .l = &l };
+	pthread_mutex_init(&u.lock, NULL);
+	pthread_t t[UPLOAD_THREADS];
+	int started = 0;
+	for (int i = 0; i < UPLOAD_THREADS; i++)
+		if (pthread_create(&t[started], NULL, upload_blocks_thread, &u) == 0)
+			started++;
+	if (!started)
+		upload_blocks_thread(&u);
+	for (int i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	pthread_mutex_destroy(&u.lock);
+	rep->blocks_up += u.done;
+	rep->bytes_up += u.bytes;
+	free(l.ids);
+	return u.rc;
+}
+
+/* Marks every object of a tree as present in the cloud. */
+static int mark_tree(git_repository *repo, const git_oid *tree, struct oidset *known)
+{
+	if (oidset_add(known, tree) != 1)
+		return 0;
+	git_tree *t = NULL;
+	if (git_tree_lookup(&t, repo, tree) < 0)
+		return 0;
+	for (size_t i = 0; i < git_tree_entrycount(t); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(t, i);
+		if (git_tree_entry_type(e) == GIT_OBJECT_TREE)
+			mark_tree(repo, git_tree_entry_id(e), known);
+		else
+			oidset_add(known, git_tree_entry_id(e));
+	}
+	git_tree_free(t);
+	return 0;
+}
+
+static int upload_tree(struct cloud *c, const git_oid *tree, struct oidset *known,
+		       struct sync_report *rep)
+{
+	if (oidset_has(known, tree))
+		return 0;
+	git_tree *t = NULL;
+	if (git_tree_lookup(&t, c->vol->repo, tree) < 0)
+		return tree_git_error(-1, "reading a tree to upload");
+	int rc = 0;
+	for (size_t i = 0; !rc && i < git_tree_entrycount(t); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(t, i);
+		const git_oid *id = git_tree_entry_id(e);
+		if (git_tree_entry_type(e) == GIT_OBJECT_TREE)
+			rc = upload_tree(c, id, known, rep);
+		else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB && !oidset_has(known, id)) {
+			rc = cloud_put_object(c, id);
+			if (!rc) {
+				oidset_add(known, id);
+				rep->objects_up++;
+			}
+		}
+	}
+	git_tree_free(t);
+	if (!rc)
+		rc = cloud_put_object(c, tree);
+	if (!rc) {
+		oidset_add(known, tree);
+		rep->objects_up++;
+	}
+	return rc;
+}
+
+static int upload_objects(struct cloud *c, const git_oid *head, struct sync_report *rep,
+			  const struct heads *hs)
+{
+	git_repository *repo = c->vol->repo;
+	git_revwalk *walk = NULL;
+	struct oidset known = { 0 };
+	git_oid uploaded, oid;
+	int rc = 0;
+	if (git_revwalk_new(&walk, repo) < 0)
+		return tree_git_error(-1, "walking history");
+	git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
+	git_revwalk_push(walk, head);
+	if (git_reference_name_to_id(&uploaded, repo, UPLOADED_REF) == 0)
+		git_revwalk_hide(walk, &uploaded);
+	for (size_t i = 0; hs && i < hs->n; i++)
+		git_revwalk_hide(walk, &hs->h[i].commit); /* already in the cloud */
+	while (!rc && git_revwalk_next(&oid, walk) == 0) {
+		git_commit *cm = NULL;
+		if (git_commit_lookup(&cm, repo, &oid) < 0) {
+			rc = tree_git_error(-1, "reading a commit to upload");
+			break;
+		}
+		/* What a parent already in the cloud has need not go again. */
+		for (unsigned p = 0; p < git_commit_parentcount(cm); p++) {
+			git_commit *pc = NULL;
+			if (!oidset_has(&known, git_commit_parent_id(cm, p)) &&
+			    git_commit_parent(&pc, cm, p) == 0) {
+				mark_tree(repo, git_commit_tree_id(pc), &known);
+				git_commit_free(pc);
+			}
+		}
+		rc = upload_tree(c, git_commit_tree_id(cm), &known, rep);
+		if (!rc)
+			rc = cloud_put_object(c, &oid);
+		if (!rc) {
+			oidset_add(&known, &oid);
+			rep->objects_up++;
+		}
+		git_commit_free(cm);
+	}
+	git_revwalk_free(walk);
+	oidset_free(&known);
+	return rc;
+}
+
+int sync_upload(struct cloud *c, const git_oid *head, struct sync_report *rep)
+{
+	int rc = upload_blocks(c, rep);
+	if (!rc && head)
+		rc = upload_objects(c, head, rep, NULL);
+	if (!rc && head)
+		rc = cloud_put_head(c, head);
+	if (!rc && head) {
+		git_reference *ref = NULL;
+		if (git_reference_create(&ref, c->vol->repo, UPLOADED_REF, head, 1, "uploaded") == 0)
+			git_reference_free(ref);
+	}
+	return rc;
+}
+
+int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report *rep,
+	     void (*progress)(const char *line, void *p), void *p)
+{
+	struct heads hs = { .self = c->vol->device_id };
+	struct fetch_ctx fc = { .c = c };
+	char line[256];
+	memset(rep, 0, sizeof(*rep));
+	int rc = cloud_foreach_head(c, collect_head, &hs);
+	if (rc)
+		goto out;
+	qsort(hs.h, hs.n, sizeof(*hs.h), cmp_head);
+	rep->heads_seen = (unsigned)hs.n;
+	if (git_repository_odb(&fc.odb, c->vol->repo) < 0) {
+		rc = tree_git_error(-1, "opening the object database");
+		goto out;
+	}
+	for (size_t i = 0; !rc && i < hs.n; i++)
+		rc = fetch_graph(&fc, &hs.h[i].commit, 0);
+	rep->objects_down = fc.fetched;
+	if (rc)
+		goto out;
+	if (progress && hs.n) {
+		snprintf(line, sizeof(line), "fetched %u objects from %zu other device(s)", fc.fetched,
+			 hs.n);
+		progress(line, p);
+	}
+	struct merge_ctx mc = { c->vol->repo, &hs, &rep->merge };
+	if (wt)
+		rc = wt->commit_and_merge(wt->wt, merge_all, &mc, &rep->head, &rep->has_head);
+	else
+		rc = merge_unmounted(c->vol, &mc, &rep->head, &rep->has_head);
+	if (rc)
+		goto out;
+	rc = upload_blocks(c, rep);
+	if (!rc && rep->has_head)
+		rc = upload_objects(c, &rep->head, rep, &hs);
+	if (!rc && rep->has_head)
+		rc = cloud_put_head(c, &rep->head);
+	if (!rc && rep->has_head) {
+		git_reference *ref = NULL;
+		if (git_reference_create(&ref, c->vol->repo, UPLOADED_REF, &rep->head, 1,
+					 "uploaded") == 0)
+			git_reference_free(ref);
+	}
+	if (progress) {
+		snprintf(line, sizeof(line), "uploaded %u blocks (%llu bytes) and %u objects",
+			 rep->blocks_up, (unsigned long long)rep->bytes_up, rep->objects_up);
+		progress(line, p);
+	}
+out:
+	git_odb_free(fc.odb);
+	oidset_free(&fc.done);
+	free(hs.h);
+	if (rc)
+		log_warn("sync failed: %s", error_last());
+	return rc;
+}
