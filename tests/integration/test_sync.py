@@ -1,0 +1,178 @@
+"""Several devices on one cloud (a local directory here, as `init` makes by
+default): edits travel through `peercling sync`, edits made apart both
+survive, the cloud holds only ciphertext, a wrong key is refused."""
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+import helpers
+from conftest import Mounts, Peercling
+from helpers import Volume, assert_same, check, write_file, read_file
+
+
+class Device:
+    def __init__(self, root, name):
+        root.mkdir()
+        self.pc = Peercling(root)
+        self.mounts = Mounts(self.pc)
+        self.name = name
+        self.mp = root / "mnt"
+        self.mp.mkdir()
+        self.vol = Volume(self.pc, "vol")
+
+    def mount(self):
+        self.mounts.mount(self.vol, self.mp)
+
+    def sync(self):
+        return check(self.pc("sync", self.mp)).stdout
+
+
+@pytest.fixture
+def devices(tmp_path):
+    made = []
+
+    def make(n, cloud=None):
+        first = Device(tmp_path / "dev0", "dev0")
+        made.append(first)
+        args = ["init", "vol"] + (["--cloud", cloud] if cloud else [])
+        check(first.pc(*args))
+        url = first.vol.status()["cloud"]
+        key = check(first.pc("key", "vol")).stdout.strip()
+        for i in range(1, n):
+            d = Device(tmp_path / ("dev%d" % i), "dev%d" % i)
+            made.append(d)
+            check(d.pc("clone", url, "vol", "--key", key))
+        for d in made:
+            d.mount()
+        return made, url, key
+
+    yield make
+    for d in made:
+        for p in d.mounts.cleanup():
+            print("teardown:", p)
+
+
+def test_an_edit_on_one_device_appears_on_the_others_after_sync(devices):
+    (a, b, c), url, key = devices(3)
+    write_file(a.mp / "notes.txt", b"written on a\n")
+    os.makedirs(a.mp / "dir" / "sub")
+    write_file(a.mp / "dir" / "sub" / "data.bin", os.urandom(700 * 1024))
+    a.sync()
+    b.sync()
+    c.sync()
+    for d in (b, c):
+        assert_same(d.mp / "notes.txt", b"written on a\n")
+        assert read_file(d.mp / "dir" / "sub" / "data.bin") == read_file(a.mp / "dir" / "sub" / "data.bin")
+
+
+def test_edits_made_apart_on_two_devices_both_survive(devices):
+    (a, b), url, key = devices(2)
+    write_file(a.mp / "shared.txt", b"base\n")
+    a.sync()
+    b.sync()
+    write_file(a.mp / "shared.txt", b"base\nfrom a\n")
+    write_file(b.mp / "shared.txt", b"base\nfrom b\n")
+    write_file(b.mp / "only-b.txt", b"b alone\n")
+    b.sync()
+    a.sync()
+    b.sync()
+    names_a = sorted(os.listdir(a.mp))
+    names_b = sorted(os.listdir(b.mp))
+    assert names_a == names_b, (names_a, names_b)
+    conflicts = [n for n in names_a if "conflict from" in n]
+    assert len(conflicts) == 1, names_a
+    assert re.match(r"shared \(conflict from [0-9a-f]{8} \d{4}-\d{2}-\d{2}\)\.txt$", conflicts[0])
+    versions = {read_file(a.mp / "shared.txt"), read_file(a.mp / conflicts[0])}
+    assert versions == {b"base\nfrom a\n", b"base\nfrom b\n"}
+    assert_same(a.mp / "only-b.txt", b"b alone\n")
+    # Converged: the same commit on both.
+    assert a.vol.status()["head"] == b.vol.status()["head"]
+
+
+def test_a_deletion_on_one_side_and_an_edit_on_the_other_keeps_the_edit(devices):
+    (a, b), url, key = devices(2)
+    write_file(a.mp / "f", b"v1\n")
+    a.sync()
+    b.sync()
+    os.unlink(a.mp / "f")
+    write_file(b.mp / "f", b"v2 edited\n")
+    a.sync()
+    b.sync()
+    a.sync()
+    assert_same(a.mp / "f", b"v2 edited\n")
+
+
+def test_the_cloud_holds_neither_contents_nor_names(devices, tmp_path):
+    (a,), url, key = devices(1)
+    marker = b"MARKER-7f3a-contents"
+    write_file(a.mp / "secret-name-4c1d.txt", marker * 1000)
+    write_file(a.mp / "small-secret-name.txt", marker)
+    a.sync()
+    cloud = Path(url[len("file://"):])
+    files = [p for p in cloud.rglob("*") if p.is_file()]
+    assert len(files) > 3
+    for p in files:
+        assert b"secret-name" not in str(p).encode()
+        data = p.read_bytes()
+        assert marker not in data, p
+        assert b"secret-name" not in data, p
+
+
+def test_clone_with_a_wrong_key_is_refused_clearly(devices, tmp_path):
+    (a,), url, key = devices(1)
+    other = Device(tmp_path / "other", "other")
+    wrong = ("0" if key[0] != "0" else "1") + key[1:]
+    p = other.pc("clone", url, "vol", "--key", wrong)
+    assert p.returncode == 1
+    assert "wrong key" in p.stderr
+    assert not (other.pc.home / "vol").exists(), "a failed clone must leave nothing behind"
+
+
+def test_clone_of_a_cloud_without_a_volume_says_so(tmp_path):
+    d = Device(tmp_path / "d", "d")
+    empty = tmp_path / "empty-cloud"
+    empty.mkdir()
+    p = d.pc("clone", "file://%s" % empty, "vol", "--key", "ab" * 32)
+    assert p.returncode == 1
+    assert "holds no peercling volume" in p.stderr
+
+
+def test_unmounted_volumes_sync_by_name(tmp_path):
+    a = Device(tmp_path / "a", "a")
+    check(a.pc("init", "vol"))
+    url = a.vol.status()["cloud"]
+    key = check(a.pc("key", "vol")).stdout.strip()
+    a.mount()
+    write_file(a.mp / "f", b"hello\n")
+    check(a.pc("umount", a.mp))   # the final sync uploads
+    b = Device(tmp_path / "b", "b")
+    check(b.pc("clone", url, "vol", "--key", key))
+    check(b.pc("sync", "vol"))
+    b.mount()
+    try:
+        assert_same(b.mp / "f", b"hello\n")
+    finally:
+        b.mounts.cleanup()
+        a.mounts.cleanup()
+
+
+def test_a_volume_without_a_reachable_cloud_still_mounts_and_works(tmp_path):
+    a = Device(tmp_path / "a", "a")
+    cloud = tmp_path / "cloud"
+    cloud.mkdir()
+    check(a.pc("init", "vol", "--cloud", "file://%s" % cloud))
+    os.rename(cloud, tmp_path / "cloud-gone")   # the cloud disappears
+    a.mount()
+    try:
+        write_file(a.mp / "offline.txt", b"written offline\n")
+        p = a.pc("sync", a.mp)
+        assert p.returncode == 1
+        st = a.vol.status()
+        assert st["sync"]["last_error"]
+        os.rename(tmp_path / "cloud-gone", cloud)   # back
+        check(a.pc("sync", a.mp))
+        assert a.vol.status()["sync"]["last_error"] is None
+    finally:
+        a.mounts.cleanup()
