@@ -39,6 +39,9 @@
  * means a wrong URL or a hostile server, and must not exhaust memory. */
 #define HTTP_MAX_BODY ((size_t)1 << 30)
 #define HTTP_POOL_MAX 16 /* idle easy handles kept; more are cleaned up */
+/* Connections the shared cache keeps: libcurl's default (5) is per handle
+ * and would close the connections of most threads after each request. */
+#define HTTP_MAX_CONNECTS 32L
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_MAX_MS 10000
 
@@ -294,6 +297,7 @@ static void set_limits(struct http *h, CURL *c)
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, stall_s);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXCONNECTS, HTTP_MAX_CONNECTS);
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)HTTP_MAX_BODY);
 	if (h->o.max_send_bps)
 		curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)h->o.max_send_bps);
