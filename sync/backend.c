@@ -19,7 +19,7 @@
 #define LOG_MODULE "backend"
 
 #define ACCEPTED_FORMS                                                                             \
-	"file:///DIR, webdav://HOST[:PORT]/PATH, webdavs://HOST[:PORT]/PATH "                     \
+	"file:///DIR, webdav://HOST[:PORT]/PATH, webdavs://HOST[:PORT]/PATH "                      \
 	"or s3://BUCKET[/PREFIX]"
 
 typedef int (*open_fn)(struct backend **, const char *, const struct backend_config *);
@@ -28,10 +28,10 @@ static const struct scheme {
 	const char *prefix;
 	open_fn open;
 } schemes[] = {
-	{ "file://", backend_file_open },
-	{ "webdav://", backend_webdav_open },
-	{ "webdavs://", backend_webdav_open },
-	{ "s3://", backend_s3_open },
+    {"file://", backend_file_open},
+    {"webdav://", backend_webdav_open},
+    {"webdavs://", backend_webdav_open},
+    {"s3://", backend_s3_open},
 };
 
 static const struct scheme *find_scheme(const char *url)

@@ -100,8 +100,8 @@ static int sys_error(struct file_backend *f, int err, const char *what, const ch
 	if (err == ENOENT || err == ENOTDIR)
 		return dir_missing(f) ? no_dir(f) : error_set(-ENOENT, "%s: no such key", key);
 	if (err == EACCES || err == EPERM)
-		return error_set(-EACCES, "cloud directory %s: permission denied to %s %s",
-				 f->dir, what, key);
+		return error_set(-EACCES, "cloud directory %s: permission denied to %s %s", f->dir,
+				 what, key);
 	if (err == ENOMEM)
 		return error_set(-ENOMEM, "out of memory");
 	return error_set(-EIO, "cloud directory %s: cannot %s %s: %s", f->dir, what, key,
@@ -238,7 +238,11 @@ static int file_put(struct backend *b, const char *key, const void *data, size_t
 	rc = rename_into_place(f, tmp, key);
 	if (rc) {
 		unlink(tmp);
-		rc = sys_error(f, -rc, "store", key);
+		if (rc == -ENOTDIR || rc == -EISDIR)
+			rc = error_set(-EIO, "cloud directory %s: cannot store %s: %s in the way",
+				       f->dir, key, rc == -EISDIR ? "a directory" : "a file");
+		else
+			rc = sys_error(f, -rc, "store", key);
 	}
 	free(tmp);
 	return rc;
@@ -416,7 +420,7 @@ static int file_list(struct backend *b, const char *prefix,
 		prefix = "";
 	if (dir_missing(f))
 		return no_dir(f);
-	struct walk w = { f, prefix, strlen(prefix), cb, payload };
+	struct walk w = {f, prefix, strlen(prefix), cb, payload};
 	size_t cap = 4096 + w.prefix_len;
 	char *rel = malloc(cap);
 	if (!rel)
@@ -462,9 +466,9 @@ int backend_file_check(struct backend *b)
 	struct file_backend *f = fb(b);
 	struct stat st;
 	if (stat(f->dir, &st) < 0)
-		return errno == EACCES ? error_set(-EACCES, "cloud directory %s: permission denied",
-						   f->dir)
-				       : no_dir(f);
+		return errno == EACCES
+			   ? error_set(-EACCES, "cloud directory %s: permission denied", f->dir)
+			   : no_dir(f);
 	if (!S_ISDIR(st.st_mode))
 		return error_set(-ENXIO, "cloud directory %s is not a directory", f->dir);
 	/* A real write says more than access(): it also catches a read-only
@@ -492,12 +496,12 @@ static void file_free(struct backend *b)
 }
 
 static const struct backend_ops file_ops = {
-	.put = file_put,
-	.get = file_get,
-	.exists = file_exists,
-	.list = file_list,
-	.del = file_del,
-	.free = file_free,
+    .put = file_put,
+    .get = file_get,
+    .exists = file_exists,
+    .list = file_list,
+    .del = file_del,
+    .free = file_free,
 };
 
 /* "file:///DIR" or "file://localhost/DIR" → "/DIR" without trailing '/'.

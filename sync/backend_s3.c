@@ -52,17 +52,17 @@ struct s3 {
 	struct backend b;
 	struct http *http;
 	char *bucket;
-	char *prefix;     /* "" or "PREFIX/" */
-	char *obj_base;   /* URL that KEY is appended to after a '/' */
-	char *list_base;  /* URL that "?query" is appended to */
-	char *where;      /* the endpoint, for messages */
-	char *key_id;     /* for messages; NULL when unsigned */
-	char *token_hdr;  /* "x-amz-security-token: ..." or NULL */
+	char *prefix;	 /* "" or "PREFIX/" */
+	char *obj_base;	 /* URL that KEY is appended to after a '/' */
+	char *list_base; /* URL that "?query" is appended to */
+	char *where;	 /* the endpoint, for messages */
+	char *key_id;	 /* for messages; NULL when unsigned */
+	char *token_hdr; /* "x-amz-security-token: ..." or NULL */
 	int page_keys;
 };
 
 static const char empty_sha256[] =
-	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -109,8 +109,8 @@ static int bucket_ok(const char *s, size_t n)
 
 /* ---- the XML we read --------------------------------------------------- */
 
-/* Decodes the five entities and numeric references of XML text in place of
- * a new string; NULL on malformed input or no memory. */
+/* The text s[0..n) with the five XML entities and numeric character
+ * references decoded, as a new string; NULL when malformed or out of memory. */
 static char *xml_unescape(const char *s, size_t n)
 {
 	char *out = malloc(n + 1), *o = out;
@@ -264,8 +264,9 @@ static int s3_error(struct s3 *s, long status, const struct http_resp *r, const 
 		rc = error_set(-EIO,
 			       "%s %s: the bucket %s is not in this region (%s%s%s); set "
 			       "AWS_REGION%s%s",
-			       method, what, s->bucket, *c ? c : "HTTP 301", region ? ", it is in " : "",
-			       region ? region : "", region ? " to " : "", region ? region : "");
+			       method, what, s->bucket, *c ? c : "HTTP 301",
+			       region ? ", it is in " : "", region ? region : "",
+			       region ? " to " : "", region ? region : "");
 		free(region);
 	} else if (status == 401 || status == 403) {
 		if (!s->key_id)
@@ -312,19 +313,19 @@ static int check_key(struct s3 *s, const char *key)
 }
 
 /* One signed request; on 0 *resp holds the reply (any status). */
-static int s3_do(struct s3 *s, const char *method, const char *url, const void *body,
-		 size_t len, struct http_resp *resp)
+static int s3_do(struct s3 *s, const char *method, const char *url, const void *body, size_t len,
+		 struct http_resp *resp)
 {
 	char sha[65], hdr[100];
-	const char *headers[3] = { hdr, s->token_hdr, NULL };
+	const char *headers[3] = {hdr, s->token_hdr, NULL};
 	payload_hash(sha, body, len);
 	snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", sha);
 	struct http_req req = {
-		.method = method,
-		.url = url,
-		.headers = headers,
-		.body = body,
-		.body_len = len,
+	    .method = method,
+	    .url = url,
+	    .headers = headers,
+	    .body = body,
+	    .body_len = len,
 	};
 	return http_do(s->http, &req, resp);
 }
@@ -458,8 +459,7 @@ static int list_page(struct s3 *s, const struct http_resp *r, size_t skip,
 	size_t n;
 	*next = NULL;
 	if (!strstr(b, "<ListBucketResult"))
-		return error_set(-EIO,
-				 "%s: the reply is not an S3 listing (is %s an S3 service?)",
+		return error_set(-EIO, "%s: the reply is not an S3 listing (is %s an S3 service?)",
 				 what, s->where);
 	for (const char *p = b; (p = xml_find(p, end, "Contents", &t, &n));) {
 		const char *kt;
@@ -491,8 +491,8 @@ static int list_page(struct s3 *s, const struct http_resp *r, size_t skip,
 	return 0;
 }
 
-static int s3_list(struct backend *b, const char *prefix,
-		   int (*cb)(const char *key, void *payload), void *payload)
+static int s3_list(struct backend *b, const char *prefix, int (*cb)(const char *key, void *payload),
+		   void *payload)
 {
 	struct s3 *s = (struct s3 *)b;
 	size_t skip = strlen(s->prefix);
@@ -523,8 +523,10 @@ static int s3_list(struct backend *b, const char *prefix,
 		}
 		if (token && !strcmp(token, next)) {
 			free(next);
-			rc = error_set(-EIO, "listing s3://%s/%s: the server repeats its "
-					     "continuation token", s->bucket, full);
+			rc = error_set(-EIO,
+				       "listing s3://%s/%s: the server repeats its "
+				       "continuation token",
+				       s->bucket, full);
 			break;
 		}
 		free(token);
@@ -557,12 +559,12 @@ static void s3_free(struct backend *b)
 }
 
 static const struct backend_ops s3_ops = {
-	.put = s3_put,
-	.get = s3_get,
-	.exists = s3_exists,
-	.list = s3_list,
-	.del = s3_del,
-	.free = s3_free,
+    .put = s3_put,
+    .get = s3_get,
+    .exists = s3_exists,
+    .list = s3_list,
+    .del = s3_del,
+    .free = s3_free,
 };
 
 /* Splits s3://BUCKET[/PREFIX] into bucket and "PREFIX/" (or ""). */
@@ -618,8 +620,8 @@ static int make_bases(struct s3 *s, const struct backend_config *cfg, const char
 		s->list_base = s->obj_base ? strdup(s->obj_base) : NULL;
 	} else {
 		const char *host = strstr(endpoint, "://") + 3;
-		s->obj_base = xasprintf("%.*s%s.%s", (int)(host - endpoint), endpoint, s->bucket,
-					host);
+		s->obj_base =
+		    xasprintf("%.*s%s.%s", (int)(host - endpoint), endpoint, s->bucket, host);
 		s->list_base = s->obj_base ? xasprintf("%s/", s->obj_base) : NULL;
 	}
 	s->where = xasprintf("S3 at %s", endpoint);
@@ -664,18 +666,19 @@ int backend_s3_open(struct backend **out, const char *url, const struct backend_
 		secret = env("AWS_SECRET_ACCESS_KEY");
 	}
 	if (!!key != !!secret) {
-		rc = error_set(-EINVAL, "%s: an S3 access key id needs its secret key and vice "
-					"versa: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+		rc = error_set(-EINVAL,
+			       "%s: an S3 access key id needs its secret key and vice "
+			       "versa: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
 			       url);
 		goto fail;
 	}
 	char sigv4[128];
 	struct http_opts ho = {
-		.connect_timeout_ms = cfg->connect_timeout_ms,
-		.timeout_ms = cfg->timeout_ms,
-		.retries = cfg->retries,
-		.max_send_bps = cfg->max_upload_bps,
-		.max_recv_bps = cfg->max_download_bps,
+	    .connect_timeout_ms = cfg->connect_timeout_ms,
+	    .timeout_ms = cfg->timeout_ms,
+	    .retries = cfg->retries,
+	    .max_send_bps = cfg->max_upload_bps,
+	    .max_recv_bps = cfg->max_download_bps,
 	};
 	if (key) {
 		snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", region);

@@ -37,7 +37,7 @@
 struct dav {
 	struct backend b;
 	struct http *http;
-	char *base;      /* "http://host:port/escaped/path/" */
+	char *base;	 /* "http://host:port/escaped/path/" */
 	char *base_path; /* "/path/", decoded, as hrefs are compared */
 	char *user, *password;
 };
@@ -48,8 +48,8 @@ static struct dav *dv(struct backend *b)
 }
 
 static const char *const propfind_body =
-	"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-	"<D:propfind xmlns:D=\"DAV:\"><D:prop><D:resourcetype/></D:prop></D:propfind>\n";
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
+    "<D:propfind xmlns:D=\"DAV:\"><D:prop><D:resourcetype/></D:prop></D:propfind>\n";
 
 /* ---- strings ----------------------------------------------------------- */
 
@@ -83,8 +83,8 @@ static void xml_unescape(char *s)
 	static const struct {
 		const char *ent;
 		char ch;
-	} ents[] = { { "&amp;", '&' }, { "&lt;", '<' }, { "&gt;", '>' },
-		     { "&quot;", '"' }, { "&apos;", '\'' } };
+	} ents[] = {
+	    {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
 	char *w = s;
 	for (char *r = s; *r;) {
 		size_t i, n = sizeof(ents) / sizeof(ents[0]);
@@ -149,14 +149,14 @@ static int make_url(struct dav *d, const char *rel, char **out)
 
 /* One request on BASE/rel; transport errors come back as errnos, any
  * reply as 0 with r filled. */
-static int dav_req(struct dav *d, const char *method, const char *rel,
-		   const char *const *headers, const void *body, size_t len, struct http_resp *r)
+static int dav_req(struct dav *d, const char *method, const char *rel, const char *const *headers,
+		   const void *body, size_t len, struct http_resp *r)
 {
 	char *url;
 	int rc = make_url(d, rel, &url);
 	if (rc)
 		return error_set(rc, "out of memory");
-	struct http_req req = { method, url, headers, body, len };
+	struct http_req req = {method, url, headers, body, len};
 	rc = http_do(d->http, &req, r);
 	free(url);
 	return rc;
@@ -187,8 +187,7 @@ static int status_error(struct dav *d, const char *method, const char *rel, long
  * or -errno. */
 static int collection_exists(struct dav *d, const char *rel)
 {
-	static const char *const hdrs[] = { "Depth: 0", "Content-Type: application/xml",
-					    NULL };
+	static const char *const hdrs[] = {"Depth: 0", "Content-Type: application/xml", NULL};
 	struct http_resp r;
 	int rc = dav_req(d, "PROPFIND", rel, hdrs, propfind_body, strlen(propfind_body), &r);
 	if (rc)
@@ -212,8 +211,10 @@ static int make_collection(struct dav *d, const char *rel)
 	if (st == 201 || st == 405) /* made, or already there */
 		return 0;
 	if (st == 409)
-		return error_set(-ENXIO, "WebDAV collection %s%s cannot be made: its parent is "
-				 "missing", d->base, rel);
+		return error_set(-ENXIO,
+				 "WebDAV collection %s%s cannot be made: its parent is "
+				 "missing",
+				 d->base, rel);
 	/* Apache answers 403 ("File exists") to the loser of two MKCOLs
 	 * of one collection at once: the collection is there, fine.  Any
 	 * other refusal stands. */
@@ -246,7 +247,7 @@ static int dav_put(struct backend *b, const char *key, const void *data, size_t 
 	struct dav *d = dv(b);
 	if (!key_valid(key))
 		return bad_key(key);
-	static const char *const hdrs[] = { "Content-Type: application/octet-stream", NULL };
+	static const char *const hdrs[] = {"Content-Type: application/octet-stream", NULL};
 	for (int tries = 0;; tries++) {
 		struct http_resp r;
 		int rc = dav_req(d, "PUT", key, hdrs, data, len, &r);
@@ -278,7 +279,7 @@ static int dav_get(struct backend *b, const char *key, uint8_t **out, size_t *ou
 	int rc = dav_req(d, "GET", key, NULL, NULL, 0, &r);
 	if (rc)
 		return rc;
-	if (r.status != 200) {
+	if (r.status < 200 || r.status > 299) {
 		/* A redirect is a collection ("blocks" -> "blocks/"), not a key. */
 		rc = r.status >= 300 && r.status < 400 ? error_set(-ENOENT, "%s: no such key", key)
 						       : status_error(d, "GET", key, r.status);
@@ -382,7 +383,7 @@ static int scan_close_tag(struct scan *s, const char *name, const char *at)
 static int parse_multistatus(const char *xml, int (*emit)(struct entry *e, void *payload),
 			     void *payload)
 {
-	struct scan s = { .emit = emit, .payload = payload };
+	struct scan s = {.emit = emit, .payload = payload};
 	int rc = 0;
 	for (const char *p = xml; !rc && (p = strchr(p, '<'));) {
 		if (!strncmp(p, "<!--", 4)) {
@@ -412,7 +413,7 @@ struct walk {
 	int (*cb)(const char *key, void *payload);
 	void *payload;
 	const char *dir; /* the collection being read, relative, "" or "a/" */
-	char **subdirs;  /* collections found at this level, to walk next */
+	char **subdirs;	 /* collections found at this level, to walk next */
 	size_t nsub, capsub;
 };
 
@@ -491,8 +492,7 @@ static int list_entry(struct entry *e, void *payload)
 /* Lists collection dir ("" or ending in '/'), then the ones below it. */
 static int list_level(struct walk *w, const char *dir)
 {
-	static const char *const hdrs[] = { "Depth: 1", "Content-Type: application/xml",
-					    NULL };
+	static const char *const hdrs[] = {"Depth: 1", "Content-Type: application/xml", NULL};
 	struct http_resp r;
 	int rc = dav_req(w->d, "PROPFIND", dir, hdrs, propfind_body, strlen(propfind_body), &r);
 	if (rc)
@@ -500,8 +500,7 @@ static int list_level(struct walk *w, const char *dir)
 	if (r.status == 404 || r.status == 410) {
 		http_resp_free(&r);
 		if (!*dir)
-			return error_set(-ENXIO, "WebDAV collection %s does not exist",
-					 w->d->base);
+			return error_set(-ENXIO, "WebDAV collection %s does not exist", w->d->base);
 		return 0; /* no key has this prefix yet */
 	}
 	if (r.status != 207) {
@@ -535,8 +534,8 @@ static int dav_list(struct backend *b, const char *prefix,
 	struct dav *d = dv(b);
 	if (!prefix)
 		prefix = "";
-	struct walk w = { .d = d, .prefix = prefix, .prefix_len = strlen(prefix), .cb = cb,
-			  .payload = payload };
+	struct walk w = {
+	    .d = d, .prefix = prefix, .prefix_len = strlen(prefix), .cb = cb, .payload = payload};
 	/* Start at the deepest collection the prefix names. */
 	const char *slash = strrchr(prefix, '/');
 	char *start = strndup(prefix, slash ? (size_t)(slash - prefix) + 1 : 0);
@@ -555,8 +554,7 @@ static int dav_list(struct backend *b, const char *prefix,
 int backend_webdav_check(struct backend *b)
 {
 	struct dav *d = dv(b);
-	static const char *const hdrs[] = { "Depth: 0", "Content-Type: application/xml",
-					    NULL };
+	static const char *const hdrs[] = {"Depth: 0", "Content-Type: application/xml", NULL};
 	struct http_resp r;
 	int rc = dav_req(d, "PROPFIND", "", hdrs, propfind_body, strlen(propfind_body), &r);
 	if (rc)
@@ -601,12 +599,12 @@ static void dav_free(struct backend *b)
 }
 
 static const struct backend_ops dav_ops = {
-	.put = dav_put,
-	.get = dav_get,
-	.exists = dav_exists,
-	.list = dav_list,
-	.del = dav_del,
-	.free = dav_free,
+    .put = dav_put,
+    .get = dav_get,
+    .exists = dav_exists,
+    .list = dav_list,
+    .del = dav_del,
+    .free = dav_free,
 };
 
 static int bad_url(const char *url, const char *why)
@@ -619,8 +617,7 @@ static int bad_url(const char *url, const char *why)
 
 /* Splits "[user[:password]@]host[:port]" off; credentials in the URL are
  * decoded and override none given in the config. */
-static int parse_authority(struct dav *d, const char *url, const char *a, size_t n,
-			   char **hostport)
+static int parse_authority(struct dav *d, const char *url, const char *a, size_t n, char **hostport)
 {
 	const char *at = NULL;
 	for (size_t i = 0; i < n; i++)
@@ -694,14 +691,14 @@ int backend_webdav_open(struct backend **out, const char *url, const struct back
 	int rc = parse_url(d, url);
 	if (!rc) {
 		struct http_opts o = {
-			.connect_timeout_ms = cfg->connect_timeout_ms,
-			.timeout_ms = cfg->timeout_ms,
-			.retries = cfg->retries,
-			.max_send_bps = cfg->max_upload_bps,
-			.max_recv_bps = cfg->max_download_bps,
-			.user = cfg->user ? cfg->user : d->user,
-			.password = cfg->user ? cfg->password : d->password,
-			.use_netrc = 1,
+		    .connect_timeout_ms = cfg->connect_timeout_ms,
+		    .timeout_ms = cfg->timeout_ms,
+		    .retries = cfg->retries,
+		    .max_send_bps = cfg->max_upload_bps,
+		    .max_recv_bps = cfg->max_download_bps,
+		    .user = cfg->user ? cfg->user : d->user,
+		    .password = cfg->user ? cfg->password : d->password,
+		    .use_netrc = 1,
 		};
 		rc = http_new(&d->http, &o);
 	}

@@ -307,7 +307,7 @@ static void set_limits(struct http *h, CURL *c)
 
 static void set_method(CURL *c, const struct http_req *req, struct upload *up)
 {
-	const char *m = req->method ? req->method : "GET";
+	const char *m = req->method;
 	if (!strcmp(m, "GET")) {
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	} else if (!strcmp(m, "HEAD")) {
@@ -360,7 +360,7 @@ struct attempt {
 static void attempt_once(struct http *h, CURL *c, const struct http_req *req,
 			 struct curl_slist *hdrs, struct attempt *a)
 {
-	struct upload up = { req->body, req->body_len, 0 };
+	struct upload up = {req->body, req->body_len, 0};
 	/* Reset keeps the share, the live connections and the caches; it
 	 * drops the previous request's method and body options. */
 	curl_easy_reset(c);
@@ -473,7 +473,7 @@ static long backoff_ms(int attempt, curl_off_t retry_after_s)
 
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
@@ -497,14 +497,17 @@ static int transport_error(const struct http_req *req, const struct attempt *a, 
 	if (a->body.too_big || a->cc == CURLE_FILESIZE_EXCEEDED)
 		return error_set(-EIO, "%s %s: reply larger than %zu bytes, refused", req->method,
 				 req->url, HTTP_MAX_BODY);
-	return error_set(rc, "%s %s: %s (after %d attempt%s)", req->method, req->url, why,
-			 attempts, attempts == 1 ? "" : "s");
+	return error_set(rc, "%s %s: %s (after %d attempt%s)", req->method, req->url, why, attempts,
+			 attempts == 1 ? "" : "s");
 }
 
 /* ---- http_do ----------------------------------------------------------- */
 
-int http_do(struct http *h, const struct http_req *req, struct http_resp *out)
+int http_do(struct http *h, const struct http_req *in, struct http_resp *out)
 {
+	struct http_req r = *in, *req = &r;
+	if (!r.method)
+		r.method = "GET";
 	memset(out, 0, sizeof(*out));
 	if (req->body_len > HTTP_MAX_BODY)
 		return error_set(-EFBIG, "%s %s: request body of %zu bytes is over the %zu limit",
@@ -580,8 +583,7 @@ int http_status_errno(long status, const char *what)
 	if (status == 408)
 		return error_set(-ETIMEDOUT, "%s: the server timed out (HTTP 408)", what);
 	if (status == 429)
-		return error_set(-EIO, "%s: the server is busy (HTTP 429), try again later",
-				 what);
+		return error_set(-EIO, "%s: the server is busy (HTTP 429), try again later", what);
 	if (status >= 500 && status <= 599)
 		return error_set(-EIO, "%s: server error (HTTP %ld), try again later", what,
 				 status);

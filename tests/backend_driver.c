@@ -164,7 +164,7 @@ static void seen_free(struct seen *s)
 
 static int list_count(const char *prefix, int *outside, int *dups)
 {
-	struct seen s = { .prefix = prefix };
+	struct seen s = {.prefix = prefix};
 	int rc = backend_list(B, prefix, collect, &s);
 	if (rc)
 		printf("# list %s: %d %s\n", prefix, rc, error_last());
@@ -259,7 +259,7 @@ static void threads_concurrently(void)
 
 static void cleanup_deletes_all(void)
 {
-	struct seen s = { .prefix = P };
+	struct seen s = {.prefix = P};
 	CHECK_EQ(backend_list(B, P, collect, &s), 0);
 	int bad = 0;
 	for (size_t i = 0; i < s.n; i++)
@@ -290,13 +290,13 @@ static int run_all(void)
 static const struct {
 	const char *name;
 	int err;
-} errnames[] = { { "EIO", EIO },
-		 { "ETIMEDOUT", ETIMEDOUT },
-		 { "ECONNREFUSED", ECONNREFUSED },
-		 { "EHOSTUNREACH", EHOSTUNREACH },
-		 { "EACCES", EACCES },
-		 { "ENXIO", ENXIO },
-		 { "ENOENT", ENOENT } };
+} errnames[] = {{"EIO", EIO},
+		{"ETIMEDOUT", ETIMEDOUT},
+		{"ECONNREFUSED", ECONNREFUSED},
+		{"EHOSTUNREACH", EHOSTUNREACH},
+		{"EACCES", EACCES},
+		{"ENXIO", ENXIO},
+		{"ENOENT", ENOENT}};
 
 static const char *errname(int err)
 {

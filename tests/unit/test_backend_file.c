@@ -83,6 +83,8 @@ static void nested_keys_make_directories(void)
 	CHECK_EQ(backend_put(b, "blocks/ab/cd/ef/other", "y", 1), 0);
 	CHECK_EQ(backend_put(b, "blocks/ab/zz", "z", 1), 0);
 	CHECK_EQ(backend_exists(b, "blocks/ab/zz"), 1);
+	/* A key where a directory would have to be. */
+	CHECK_EQ(backend_put(b, "blocks/ab/zz/under", "w", 1), -EIO);
 	/* No temp file is left behind. */
 	char cmd[4300];
 	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s/.tmp')\"", dir);
@@ -136,7 +138,7 @@ static void *reader(void *arg)
 static void heads_replaced_atomically(void)
 {
 	char *dir = tap_tmpdir();
-	struct race r = { .b = open_dir(dir) };
+	struct race r = {.b = open_dir(dir)};
 	for (int k = 0; k < 2; k++) {
 		r.bodies[k] = malloc(HEAD_SIZE);
 		memset(r.bodies[k], 'a' + k, HEAD_SIZE);
@@ -192,13 +194,12 @@ static void list_with_prefix(void)
 {
 	char *dir = tap_tmpdir();
 	struct backend *b = open_dir(dir);
-	const char *keys[] = { "blocks/ab/ab01", "blocks/ab/ab02", "blocks/ac/ac01",
-			       "blocks/abx",     "heads/dev1",     "heads/dev2",
-			       "objects/o1" };
+	const char *keys[] = {"blocks/ab/ab01", "blocks/ab/ab02", "blocks/ac/ac01", "blocks/abx",
+			      "heads/dev1",	"heads/dev2",	  "objects/o1"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		CHECK_EQ(backend_put(b, keys[i], "k", 1), 0);
 
-	struct seen s = { .n = 0 };
+	struct seen s = {.n = 0};
 	CHECK_EQ(backend_list(b, "heads/", collect, &s), 0);
 	CHECK_EQ(s.n, 2);
 	CHECK(seen_has(&s, "heads/dev1") && seen_has(&s, "heads/dev2"));
@@ -248,15 +249,9 @@ static void del_removes_key(void)
 
 static void bad_urls_and_keys_are_einval(void)
 {
-	const char *bad[] = { "",
-			      "ftp://host/dir",
-			      "file://relative/dir",
-			      "file://",
-			      "/just/a/path",
-			      "webdav://",
-			      "webdav:///no-host",
-			      "webdav://host/path?query",
-			      "s3://" };
+	const char *bad[] = {
+	    "",		 "ftp://host/dir",    "file://relative/dir",	  "file://", "/just/a/path",
+	    "webdav://", "webdav:///no-host", "webdav://host/path?query", "s3://"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct backend *b = (struct backend *)1;
 		error_clear();
@@ -275,7 +270,7 @@ static void bad_urls_and_keys_are_einval(void)
 	/* Keys that would escape the directory or hit temp files. */
 	char *dir = tap_tmpdir();
 	b = open_dir(dir);
-	const char *keys[] = { "", "/abs", "a/../../etc", "..", "a//b", "a/", ".tmp/x" };
+	const char *keys[] = {"", "/abs", "a/../../etc", "..", "a//b", "a/", ".tmp/x"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		CHECK_EQ(backend_put(b, keys[i], "x", 1), -EINVAL);
 		uint8_t *out;
@@ -305,7 +300,7 @@ static void missing_directory_is_enxio(void)
 	CHECK_EQ(backend_exists(b, "heads/x"), -ENXIO);
 	CHECK_EQ(backend_put(b, "heads/x", "x", 1), -ENXIO);
 	CHECK(!file_exists(dir, "not-here")); /* never created by a put */
-	struct seen s = { .n = 0 };
+	struct seen s = {.n = 0};
 	CHECK_EQ(backend_list(b, "", collect, &s), -ENXIO);
 	backend_free(b);
 
