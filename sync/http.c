@@ -331,12 +331,14 @@ static void set_method(CURL *c, const struct http_req *req, struct upload *up)
 	}
 }
 
-static struct curl_slist *make_headers(const struct http_req *req)
+static struct curl_slist *make_headers(const struct http *h, const struct http_req *req)
 {
-	/* An empty "Expect:" stops curl from waiting for 100-continue
-	 * before big uploads: a round trip saved, and some servers never
-	 * answer it. */
-	struct curl_slist *l = curl_slist_append(NULL, "Expect:");
+	/* An empty "Expect:" stops curl from waiting for 100-continue before
+	 * big uploads: a round trip saved, and some servers never answer it.
+	 * Not with SigV4: curl 7.88 signs that empty header but never sends
+	 * it, so every signature would fail (SignatureDoesNotMatch). */
+	const char *first = h->o.aws_sigv4 ? "Accept: */*" : "Expect:";
+	struct curl_slist *l = curl_slist_append(NULL, first);
 	for (const char *const *hd = req->headers; l && hd && *hd; hd++) {
 		struct curl_slist *n = curl_slist_append(l, *hd);
 		if (!n) {
@@ -512,7 +514,7 @@ int http_do(struct http *h, const struct http_req *in, struct http_resp *out)
 	if (req->body_len > HTTP_MAX_BODY)
 		return error_set(-EFBIG, "%s %s: request body of %zu bytes is over the %zu limit",
 				 req->method, req->url, req->body_len, HTTP_MAX_BODY);
-	struct curl_slist *hdrs = make_headers(req);
+	struct curl_slist *hdrs = make_headers(h, req);
 	CURL *c = pool_take(h);
 	struct attempt *a = calloc(1, sizeof(*a));
 	if (!hdrs || !c || !a) {
