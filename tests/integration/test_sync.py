@@ -3,6 +3,7 @@ default): edits travel through `peercling sync`, edits made apart both
 survive, the cloud holds only ciphertext, a wrong key is refused."""
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -263,3 +264,62 @@ def test_wrong_webdav_credentials_fail_init_clearly(tmp_path, webdav):
     assert p.returncode == 1
     assert "credentials" in p.stderr
     assert not (d.pc.home / "vol").exists()
+
+
+# ---- the same over a real S3 server (Ceph radosgw) --------------------------
+
+from s3_server import s3  # noqa: E402,F401  (session-scoped fixture)
+
+
+def test_three_devices_converge_over_s3_and_the_bucket_holds_only_ciphertext(tmp_path, s3):
+    s3.create_bucket("pcsync")
+    devs = []
+    for i in range(3):
+        d = Device(tmp_path / ("s3dev%d" % i), "s3dev%d" % i)
+        d.pc.env.update(s3.env({}))
+        devs.append(d)
+    a, b, c = devs
+    try:
+        check(a.pc("init", "vol", "--cloud", "s3://pcsync/team"))
+        key = check(a.pc("key", "vol")).stdout.strip()
+        for d in (b, c):
+            check(d.pc("clone", "s3://pcsync/team", "vol", "--key", key))
+        for d in devs:
+            d.mount()
+        marker = b"S3-MARKER-91e2"
+        write_file(a.mp / "from-a.txt", marker * 100)
+        write_file(b.mp / "from-b.txt", b"b\n")
+        write_file(c.mp / "from-c.txt", b"c\n")
+        for _ in range(2):
+            for d in devs:
+                d.sync()
+        for d in devs:
+            assert sorted(os.listdir(d.mp)) == ["from-a.txt", "from-b.txt", "from-c.txt"]
+            assert_same(d.mp / "from-a.txt", marker * 100)
+        heads = {d.vol.status()["head"] for d in devs}
+        assert len(heads) == 1, heads
+        # Everything in the bucket is sealed: no marker, no file name.
+        listing = s3.s3_curl("GET", "/pcsync?list-type=2&prefix=team%2F").stdout
+        keys = re.findall(r"<Key>([^<]+)</Key>", listing)
+        assert len(keys) > 5
+        for k in keys:
+            assert "from-" not in k
+            body = subprocess.run(
+                ["curl", "-sS", "--max-time", "20", "--aws-sigv4", "aws:amz:%s:s3" % s3.region,
+                 "-u", "%s:%s" % (s3.access_key, s3.secret_key),
+                 "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+                 s3.endpoint + "/pcsync/" + k], capture_output=True, timeout=30).stdout
+            assert body and marker not in body
+    finally:
+        for d in devs:
+            d.mounts.cleanup()
+
+
+def test_wrong_s3_secret_fails_init_clearly(tmp_path, s3):
+    d = Device(tmp_path / "s3bad", "s3bad")
+    env = s3.env({})
+    env["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
+    d.pc.env.update(env)
+    p = d.pc("init", "vol", "--cloud", "s3://pcsync/bad")
+    assert p.returncode == 1
+    assert "credentials" in p.stderr
