@@ -12,6 +12,7 @@
 #include "fs/bcache.h"
 #include "fs/journal.h"
 #include "fs/overlay.h"
+#include "fs/prefetch.h"
 #include "fs/rechunk.h"
 
 #include <errno.h>
@@ -25,6 +26,8 @@
 
 #define LOG_MODULE "fs"
 #define BCACHE_SLOTS 64
+#define READAHEAD_BLOCKS 8
+#define PREFETCH_THREADS 4
 
 static int is_exec(mode_t mode)
 {
@@ -388,7 +391,8 @@ int fs_new(struct fs **out, struct volume *vol)
 		rc = error_set(-errno, "cannot create %s: %s", fs->overlay_dir, strerror(errno));
 		goto fail;
 	}
-	if ((rc = fs_journal_open(&fs->journal, jpath)) || (rc = load(fs)))
+	if ((rc = fs_journal_open(&fs->journal, jpath)) || (rc = load(fs)) ||
+	    (rc = fs_prefetch_new(&fs->prefetch, vol->fetch, PREFETCH_THREADS)))
 		goto fail;
 	free(jpath);
 	*out = fs;
@@ -403,6 +407,7 @@ void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	fs_prefetch_free(fs->prefetch);
 	fs_table_free(fs->table);
 	fs_bcache_free(fs->bcache);
 	fs_journal_free(fs->journal);
@@ -564,10 +569,28 @@ static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_
 	return (long)done;
 }
 
+/* Queues the blocks after [off, off+len) when the read continues the last. */
+static void read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t len)
+{
+	uint64_t prev = __atomic_exchange_n(&ino->ra_next, off + len, __ATOMIC_RELAXED);
+	const struct manifest *m = ino->m;
+	if (prev != off || !m || m->is_inline || !fs->prefetch)
+		return;
+	uint64_t start;
+	size_t i = manifest_find(m, off + len, &start);
+	size_t n = m->nblocks - i < READAHEAD_BLOCKS ? m->nblocks - i : READAHEAD_BLOCKS;
+	blockid_t ids[READAHEAD_BLOCKS];
+	for (size_t k = 0; k < n; k++)
+		ids[k] = m->blocks[i + k].id;
+	fs_prefetch_queue(fs->prefetch, ids, n);
+}
+
 long fs_read(struct fs *fs, struct fs_inode *ino, void *buf, size_t len, uint64_t off)
 {
 	pthread_rwlock_rdlock(&ino->data_lock);
 	long r = read_locked(fs, ino, buf, len, off);
+	if (r > 0)
+		read_ahead(fs, ino, off, (size_t)r);
 	pthread_rwlock_unlock(&ino->data_lock);
 	if (r < 0) {
 		char *path = NULL;
@@ -1006,8 +1029,12 @@ static int apply_delta(struct fs *fs, const git_diff_delta *d, struct inval_list
 		if (meta) {
 			if (!n && (rc = mkdir_path(fs, path, 0755)) == 0)
 				n = find_path(fs, path);
-			if (n)
-				rc = apply_dir_meta(n, data, len);
+			if (n && (rc = apply_dir_meta(n, data, len)) == 0) {
+				/* The next commit must write this metadata, not
+				 * reuse the blob of the old one. */
+				n->blob = f->id;
+				n->blob_valid = 1;
+			}
 		} else {
 			rc = put_path(fs, path, f->mode, data, len, &f->id);
 			n = find_path(fs, path);
@@ -1015,6 +1042,8 @@ static int apply_delta(struct fs *fs, const git_diff_delta *d, struct inval_list
 		git_blob_free(blob);
 		if (n && n->parent)
 			inval_add(inv, n->parent->ino, n->name, n->ino);
+		else if (n)
+			inval_add(inv, 0, NULL, n->ino); /* the root: its attributes */
 	}
 	free(path);
 	return rc;

@@ -28,6 +28,7 @@ struct fs_inval {
 	uint64_t ino;
 };
 struct fs_bcache;
+struct fs_prefetch;
 
 struct fs {
 	struct volume *vol; /* borrowed */
@@ -36,6 +37,7 @@ struct fs {
 	pthread_mutex_t lock;
 	struct fs_journal *journal;
 	struct fs_bcache *bcache;
+	struct fs_prefetch *prefetch;
 	char *overlay_dir;
 	uid_t uid;
 	gid_t gid;

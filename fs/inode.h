@@ -37,6 +37,9 @@ struct fs_inode {
 	struct manifest *m;
 	struct fs_overlay *ov;
 	pthread_rwlock_t data_lock;
+	/* Where the last read ended: a read starting there is sequential and
+	 * earns readahead.  A hint only, read and written atomically. */
+	uint64_t ra_next;
 	/* Symlinks. */
 	char *target;
 	/* The blob of the last commit, reused while the inode is unchanged. */

@@ -231,12 +231,23 @@ static int load_side(struct side *s, git_repository *repo, const git_oid *commit
 }
 
 static int write_merge(git_oid *out, git_repository *repo, struct result *r, const git_oid *pa,
-		       const git_oid *pb, int64_t when)
+		       const git_oid *pb, int64_t when, const git_oid *ours)
 {
 	git_oid tree;
 	int rc = tree_build(&tree, repo, r->e, r->n);
 	if (rc)
 		return rc;
+	/* Nothing to take in: keep our commit, so devices that agree on the
+	 * tree go quiet instead of merging each other's merges forever. */
+	git_commit *oc = NULL;
+	if (git_commit_lookup(&oc, repo, ours) == 0) {
+		int same_tree = git_oid_equal(git_commit_tree_id(oc), &tree);
+		git_commit_free(oc);
+		if (same_tree) {
+			*out = *ours;
+			return 0;
+		}
+	}
 	git_signature *sig = NULL;
 	git_commit *ca = NULL, *cb = NULL;
 	if (git_signature_new(&sig, "peercling merge", "merge@peercling", when, 0) < 0 ||
@@ -282,7 +293,7 @@ int merge_commits(git_oid *out, git_repository *repo, const git_oid *ours, const
 	if (!rc && !(rc = load_side(&a, repo, pa)) && !(rc = load_side(&b, repo, pb)))
 		rc = merge3(&r, &base, &a, &b, &conflicts);
 	if (!rc)
-		rc = write_merge(out, repo, &r, pa, pb, a.when > b.when ? a.when : b.when);
+		rc = write_merge(out, repo, &r, pa, pb, a.when > b.when ? a.when : b.when, ours);
 	if (!rc && stats) {
 		stats->merged++;
 		stats->conflicts += conflicts;
