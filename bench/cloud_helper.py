@@ -35,7 +35,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 
-LOGFORMAT = '%m %>s %I %O "%{Content-Length}i" %U'
+# method, status, bytes received and sent (headers included), the request's
+# Content-Length, its end time (ms since the epoch), its duration (µs), path
+LOGFORMAT = '%m %>s %I %O "%{Content-Length}i" %{msec}t %D %U'
 
 
 def serve(info_path):
@@ -93,7 +95,8 @@ def logbytes(log, offset, prefix):
             line = raw.decode(errors="replace").rstrip("\n")
             try:
                 head, rest = line.split(' "', 1)
-                clen, path = rest.split('" ', 1)
+                clen, tail = rest.split('" ', 1)
+                path = tail.split()[-1]
                 method, status, bin_, bout = head.split()
             except ValueError:
                 continue

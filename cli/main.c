@@ -11,7 +11,7 @@
 #include <string.h>
 
 static const struct cmd *const commands[] = {
-	&cmd_init, &cmd_clone, &cmd_key, &cmd_status, &cmd_mount, &cmd_umount, &cmd_sync,
+	&cmd_init, &cmd_clone, &cmd_key, &cmd_status, &cmd_mount, &cmd_umount, &cmd_sync, &cmd_pin, &cmd_unpin,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

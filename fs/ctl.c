@@ -7,6 +7,7 @@
 #include "core/store.h"
 #include "core/volume.h"
 #include "fs/fs.h"
+#include "fs/pin.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,22 +81,51 @@ static char *status_json(struct fs_ctl *c)
 	return s;
 }
 
+static void pin_progress(void *p, uint64_t done, uint64_t total)
+{
+	dprintf(*(int *)p, "progress %llu %llu\n", (unsigned long long)done,
+		(unsigned long long)total);
+}
+
+/* "pin REL" / "unpin REL": change the list, then fetch and pin, streaming
+ * progress lines before the reply. */
+static char *serve_pin(struct fs_ctl *c, int fd, const char *rel, int pin)
+{
+	char *reply = NULL;
+	struct fs_pin_report rep;
+	int rc = fs_pin_set(c->fs, rel, pin);
+	if (!rc)
+		rc = fs_pin_reconcile(c->fs, &rep, pin_progress, &fd);
+	if (rc) {
+		if (asprintf(&reply, "error %s", error_last()) < 0)
+			reply = NULL;
+	} else if (asprintf(&reply, "ok %llu blocks pinned (%llu bytes), %llu fetched",
+			    (unsigned long long)rep.blocks, (unsigned long long)rep.bytes,
+			    (unsigned long long)rep.fetched) < 0) {
+		reply = NULL;
+	}
+	return reply;
+}
+
 static void serve(struct fs_ctl *c, int fd)
 {
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);
-	char req[256], *reply = NULL;
+	char req[4200], *reply = NULL;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
 	    (cred.uid != 0 && cred.uid != getuid())) {
 		dprintf(fd, "error permission denied\n");
 		return;
 	}
-	ssize_t n = read(fd, req, sizeof(req) - 1);
+	ssize_t n = read(fd, req, sizeof(req) - 1); /* one short line: one read */
 	if (n <= 0)
 		return;
 	req[n] = '\0';
 	req[strcspn(req, "\r\n")] = '\0';
-	if (strcmp(req, "sync") == 0 && c->hooks.sync) {
+	if (strncmp(req, "pin ", 4) == 0 || strncmp(req, "unpin ", 6) == 0) {
+		int pin = req[0] == 'p';
+		reply = serve_pin(c, fd, req + (pin ? 4 : 6), pin);
+	} else if (strcmp(req, "sync") == 0 && c->hooks.sync) {
 		char *r = NULL;
 		int rc = c->hooks.sync(c->hooks.p, &r);
 		if (rc) {
@@ -206,6 +236,12 @@ void fs_ctl_stop(struct fs_ctl *c)
 
 int fs_ctl_call(const char *state_dir, const char *req, char **reply)
 {
+	return fs_ctl_call_progress(state_dir, req, reply, NULL, NULL);
+}
+
+int fs_ctl_call_progress(const char *state_dir, const char *req, char **reply,
+			 void (*progress)(void *p, uint64_t done, uint64_t total), void *p)
+{
 	struct sockaddr_un sa;
 	socklen_t slen;
 	make_addr(state_dir, &sa, &slen);
@@ -219,32 +255,34 @@ int fs_ctl_call(const char *state_dir, const char *req, char **reply)
 	}
 	dprintf(fd, "%s\n", req);
 	shutdown(fd, SHUT_WR);
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	ssize_t n;
-	while (buf && (n = read(fd, buf + len, cap - len - 1)) > 0) {
-		len += (size_t)n;
-		if (len + 1 == cap) {
-			char *nb = realloc(buf, cap *= 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-			}
-			buf = nb;
+	FILE *f = fdopen(fd, "r");
+	char *line = NULL, *last = NULL;
+	size_t cap = 0;
+	while (f && getline(&line, &cap, f) > 0) {
+		unsigned long long a, b;
+		if (sscanf(line, "progress %llu %llu", &a, &b) == 2) {
+			if (progress)
+				progress(p, a, b);
+			continue;
 		}
+		free(last);
+		last = strdup(line);
 	}
-	close(fd);
-	if (!buf)
-		return -ENOMEM;
-	buf[len] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	if (strncmp(buf, "ok ", 3) == 0) {
-		memmove(buf, buf + 3, strlen(buf + 3) + 1);
-		*reply = buf;
+	free(line);
+	if (f)
+		fclose(f);
+	else
+		close(fd);
+	if (!last)
+		return error_set(-EIO, "the mount daemon gave no answer");
+	last[strcspn(last, "\n")] = '\0';
+	if (strncmp(last, "ok ", 3) == 0) {
+		memmove(last, last + 3, strlen(last + 3) + 1);
+		*reply = last;
 		return 0;
 	}
-	int rc = error_set(-EIO, "%s", strncmp(buf, "error ", 6) == 0 ? buf + 6 :
+	int rc = error_set(-EIO, "%s", strncmp(last, "error ", 6) == 0 ? last + 6 :
 				    "the mount daemon gave no answer");
-	free(buf);
+	free(last);
 	return rc;
 }

@@ -6,11 +6,13 @@
  * Protocol: one request line, one reply line.
  *   "sync"   -> "ok COMMIT" (or "ok none" when nothing changed)
  *   "status" -> "ok {json}"
+ *   "pin REL", "unpin REL" -> "progress DONE TOTAL" lines, then "ok ..."
  * Errors:    "error MESSAGE". */
 #ifndef PEERCLING_FS_CTL_H
 #define PEERCLING_FS_CTL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct json_object;
 
@@ -38,5 +40,9 @@ void fs_ctl_stop(struct fs_ctl *c);
 /* Client: sends req, *reply malloc'd (the text after "ok ").  -ECONNREFUSED
  * when no daemon listens; -EIO with error_last() for "error" replies. */
 int fs_ctl_call(const char *state_dir, const char *req, char **reply);
+/* The same, calling progress for each "progress DONE TOTAL" line the
+ * daemon sends before its reply (pin). */
+int fs_ctl_call_progress(const char *state_dir, const char *req, char **reply,
+			 void (*progress)(void *p, uint64_t done, uint64_t total), void *p);
 
 #endif

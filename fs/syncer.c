@@ -8,6 +8,7 @@
 #include "core/volume.h"
 #include "fs/ctl.h"
 #include "fs/fs.h"
+#include "fs/pin.h"
 #include "sync/cloud.h"
 #include "sync/sync.h"
 
@@ -61,6 +62,12 @@ static int run_round(struct fs_syncer *s, struct sync_report *rep)
 	struct sync_worktree wt = { fs_commit_and_merge, s->fs };
 	pthread_mutex_lock(&s->round);
 	int rc = sync_run(s->cloud, &wt, rep, NULL, NULL);
+	if (rc == 0) {
+		/* New versions of pinned files: fetch and keep them too. */
+		struct fs_pin_report pr;
+		if (fs_pin_reconcile(s->fs, &pr, NULL, NULL) != 0)
+			log_warn("pinned files: %s", error_last());
+	}
 	pthread_mutex_unlock(&s->round);
 	time_t now = time(NULL);
 	pthread_mutex_lock(&s->lock);

@@ -327,3 +327,42 @@ def test_wrong_s3_secret_fails_init_clearly(tmp_path, s3):
     p = d.pc("init", "vol", "--cloud", "s3://pcsync/bad")
     assert p.returncode == 1
     assert "credentials" in p.stderr
+
+
+def test_pinned_files_read_offline_and_unpinned_uncached_ones_fail_fast(tmp_path):
+    a = Device(tmp_path / "a", "a")
+    cloud = tmp_path / "cloud"
+    cloud.mkdir()
+    check(a.pc("init", "vol", "--cloud", "file://%s" % cloud))
+    key = check(a.pc("key", "vol")).stdout.strip()
+    a.mount()
+    b = Device(tmp_path / "b", "b")
+    try:
+        os.makedirs(a.mp / "keep")
+        kept, other = os.urandom(3 << 20), os.urandom(2 << 20)
+        write_file(a.mp / "keep" / "kept.bin", kept)
+        write_file(a.mp / "other.bin", other)
+        a.sync()
+        check(b.pc("clone", "file://%s" % cloud, "vol", "--key", key))
+        b.mount()
+        assert b.vol.status()["cache"]["bytes"] == 0   # contents come when read
+        out = check(b.pc("pin", b.mp / "keep")).stdout
+        assert "fetched" in out
+        st = b.vol.status()
+        assert st["cache"]["pinned_bytes"] >= len(kept)
+        os.rename(cloud, tmp_path / "cloud-away")      # offline from here on
+        assert read_file(b.mp / "keep" / "kept.bin") == kept
+        t0 = __import__("time").monotonic()
+        with pytest.raises(OSError) as e:
+            read_file(b.mp / "other.bin")
+        assert e.value.errno == __import__("errno").EIO
+        assert __import__("time").monotonic() - t0 < 20
+        os.rename(tmp_path / "cloud-away", cloud)
+        assert read_file(b.mp / "other.bin") == other   # back online: fetched now
+        check(b.pc("unpin", b.mp / "keep"))
+        assert b.vol.status()["cache"]["pinned_bytes"] == 0
+        p = b.pc("unpin", b.mp / "keep")
+        assert p.returncode == 1 and "not pinned" in p.stderr
+    finally:
+        b.mounts.cleanup()
+        a.mounts.cleanup()
