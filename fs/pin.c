@@ -51,7 +51,8 @@ static int cmp_id(const void *a, const void *b)
 /* Sorts and drops duplicates (lengths are not needed after this). */
 static void ids_sort(struct ids *l)
 {
-	qsort(l->v, l->n, sizeof(*l->v), cmp_id);
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_id);
 	size_t w = 0;
 	for (size_t i = 0; i < l->n; i++)
 		if (!w || blockid_cmp(&l->v[w - 1], &l->v[i]))

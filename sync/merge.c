@@ -73,7 +73,8 @@ static int flatten(struct flat *out, git_repository *repo, const git_oid *commit
 		flat_free(out);
 		return rc < 0 ? rc : -EIO;
 	}
-	qsort(out->e, out->n, sizeof(*out->e), cmp_entry);
+	if (out->n)
+		qsort(out->e, out->n, sizeof(*out->e), cmp_entry);
 	return 0;
 }
 

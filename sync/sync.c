@@ -490,7 +490,8 @@ int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report
 	int rc = cloud_foreach_head(c, collect_head, &hs);
 	if (rc)
 		goto out;
-	qsort(hs.h, hs.n, sizeof(*hs.h), cmp_head);
+	if (hs.n)
+		qsort(hs.h, hs.n, sizeof(*hs.h), cmp_head);
 	rep->heads_seen = (unsigned)hs.n;
 	if (git_repository_odb(&fc.odb, c->vol->repo) < 0) {
 		rc = tree_git_error(-1, "opening the object database");
