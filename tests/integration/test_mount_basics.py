@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+import helpers
+
 from helpers import DAEMON_EXIT_WAIT, assert_same, check, is_mounted, read_file, run, \
     wait_for, write_file
 
@@ -71,8 +73,18 @@ def test_mount_usage_errors_exit_2(mounts, volume, mountpoint, args):
     assert not is_mounted(mountpoint)
 
 
-def test_mount_without_dev_fuse_fails_clearly():
-    pytest.skip("a missing /dev/fuse cannot be simulated without a private mount namespace")
+def test_mount_without_dev_fuse_fails_clearly(peercling, volume, mountpoint):
+    # A private mount namespace (unshare -m, root in CI) with an empty /dev:
+    # the machine's own /dev is untouched.
+    bin_ = os.environ.get("PEERCLING_BIN") or helpers.BIN
+    p = run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+             'mount -t tmpfs none /dev && exec "$0" mount vol "$1"', bin_, str(mountpoint)],
+            env=peercling.env)
+    if p.returncode != 0 and "unshare" in p.stderr and "peercling" not in p.stderr:
+        pytest.fail("unshare -m is not permitted here: %s" % p.stderr)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "/dev/fuse" in p.stderr and "fuse" in p.stderr
+    assert not is_mounted(mountpoint)
 
 
 def test_umount_of_a_directory_not_mounted_fails(peercling, mountpoint):
