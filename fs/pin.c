@@ -208,7 +208,7 @@ static int write_pinned(struct fs *fs, const struct ids *l)
 		return -ENOMEM;
 	}
 	FILE *f = fopen(tmp, "we");
-	int rc = f && fwrite(l->v, BLOCKID_SIZE, l->n, f) == l->n ? 0 : -EIO;
+	int rc = f && (!l->n || fwrite(l->v, BLOCKID_SIZE, l->n, f) == l->n) ? 0 : -EIO;
 	if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0))
 		rc = -EIO;
 	if (f)
@@ -241,6 +241,13 @@ int fs_pin_reconcile(struct fs *fs, struct fs_pin_report *rep,
 		total += want.len[i];
 	ids_sort(&want);
 	read_pinned(fs, &had);
+	if (!want.n && !had.n) {
+		free(want.v);
+		free(want.len);
+		free(had.v);
+		free(had.len);
+		return 0; /* nothing pinned, before or now: no file to rewrite */
+	}
 	struct store *s = fs->vol->store;
 	size_t j = 0;
 	for (size_t i = 0; !rc && i < want.n; i++) {
