@@ -6,7 +6,7 @@ This file adds what is S3's own: the messages for refused credentials and
 a missing bucket, listings that span pages (continuation tokens), and a
 service that goes away and comes back.
 
-The driver is $PEERCLING_BACKEND_DRIVER (default /tmp/backend/backend_driver);
+The driver is $PEERCLING_BACKEND_DRIVER (default: tests/backend_driver next to $PEERCLING_BIN);
 without it the tests are skipped, saying so.  The cluster is one for the
 whole session (the `s3` fixture) and takes about 5 to 15 seconds to start.
 """
@@ -18,9 +18,12 @@ import uuid
 
 import pytest
 
+import helpers
+
 from s3_server import s3  # noqa: F401  (the session fixture)
 
-DRIVER = os.environ.get("PEERCLING_BACKEND_DRIVER", "/tmp/backend/backend_driver")
+DRIVER = os.environ.get("PEERCLING_BACKEND_DRIVER") or os.path.join(
+    os.path.dirname(helpers.BIN), "tests", "backend_driver")
 BUCKET = "peercling-test"
 RUN_TIMEOUT = 180  # seconds, one run of the driver
 

@@ -14,7 +14,7 @@ collection is made by the check, or -ENXIO when its parent is missing too.
 
 The driver is built outside this suite (see the report of the backend
 work); its path comes from $PEERCLING_BACKEND_DRIVER, default
-/tmp/backend/backend_driver, and every test is skipped, saying so, when it
+tests/backend_driver next to $PEERCLING_BIN, and every test is skipped, saying so, when it
 is not there.
 """
 import os
@@ -25,10 +25,13 @@ from pathlib import Path
 
 import pytest
 
+import helpers
+
 from faultproxy import FaultProxy
 from webdav_server import webdav  # noqa: F401  (the fixture)
 
-DRIVER = os.environ.get("PEERCLING_BACKEND_DRIVER", "/tmp/backend/backend_driver")
+DRIVER = os.environ.get("PEERCLING_BACKEND_DRIVER") or os.path.join(
+    os.path.dirname(helpers.BIN), "tests", "backend_driver")
 DOWN_LIMIT_S = 20  # the brief: a dead cloud is noticed within about 20 s
 RUN_TIMEOUT = 180
 
