@@ -8,16 +8,25 @@
 #include "core/store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define LOG_MODULE "fetch"
 
+#define INFLIGHT_MAX 32
+
 struct fetch {
 	struct store *store;
 	size_t nsources;
 	struct fetch_source sources[FETCH_MAX_SOURCES];
+	/* Blocks being fetched from a source right now: a second reader of
+	 * the same block waits for the first instead of fetching it again. */
+	pthread_mutex_t lock;
+	pthread_cond_t done;
+	blockid_t inflight[INFLIGHT_MAX];
+	int busy[INFLIGHT_MAX];
 };
 
 int fetch_new(struct fetch **out, struct store *store)
@@ -26,13 +35,59 @@ int fetch_new(struct fetch **out, struct store *store)
 	if (!f)
 		return error_set(-ENOMEM, "out of memory");
 	f->store = store;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->done, NULL);
 	*out = f;
 	return 0;
 }
 
 void fetch_free(struct fetch *f)
 {
+	if (!f)
+		return;
+	pthread_cond_destroy(&f->done);
+	pthread_mutex_destroy(&f->lock);
 	free(f);
+}
+
+/* Claims id for this thread; returns the slot, or -1 after having waited
+ * for another thread that was fetching it (the caller then retries the
+ * store).  With every slot busy, fetches go on unclaimed (slot -2). */
+static int claim(struct fetch *f, const blockid_t *id)
+{
+	pthread_mutex_lock(&f->lock);
+	for (;;) {
+		int waited = 0, free_slot = -2;
+		for (int i = 0; i < INFLIGHT_MAX; i++) {
+			if (f->busy[i] && !blockid_cmp(&f->inflight[i], id)) {
+				pthread_cond_wait(&f->done, &f->lock);
+				waited = 1;
+				break;
+			}
+			if (!f->busy[i] && free_slot == -2)
+				free_slot = i;
+		}
+		if (waited) {
+			pthread_mutex_unlock(&f->lock);
+			return -1;
+		}
+		if (free_slot >= 0) {
+			f->busy[free_slot] = 1;
+			f->inflight[free_slot] = *id;
+		}
+		pthread_mutex_unlock(&f->lock);
+		return free_slot;
+	}
+}
+
+static void release(struct fetch *f, int slot)
+{
+	if (slot < 0)
+		return;
+	pthread_mutex_lock(&f->lock);
+	f->busy[slot] = 0;
+	pthread_cond_broadcast(&f->done);
+	pthread_mutex_unlock(&f->lock);
 }
 
 struct store *fetch_store_borrow(struct fetch *f)
@@ -48,11 +103,24 @@ int fetch_add_source(struct fetch *f, const struct fetch_source *src)
 	return 0;
 }
 
+static int from_sources(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len);
+
 int block_get(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len)
 {
 	if (store_get(f->store, id, out, out_len) == 0)
 		return 0;
+	if (!f->nsources)
+		return from_sources(f, id, out, out_len);
+	int slot = claim(f, id);
+	if (slot == -1 && store_get(f->store, id, out, out_len) == 0)
+		return 0; /* another thread just brought it */
+	int rc = from_sources(f, id, out, out_len);
+	release(f, slot);
+	return rc;
+}
 
+static int from_sources(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len)
+{
 	char hex[BLOCKID_HEX_SIZE];
 	char why[512] = "not in the local cache";
 	size_t used = strlen(why);
@@ -63,7 +131,7 @@ int block_get(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_l
 		size_t len = 0;
 		int rc = src->get(src->payload, id, &buf, &len);
 		if (rc == 0) {
-			rc = store_put(f->store, id, buf, len);
+			rc = store_put_cached(f->store, id, buf, len);
 			if (rc == 0 || rc != -EBADMSG) {
 				/* A full disk must not hide good data: serve it anyway. */
 				*out = buf;

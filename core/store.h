@@ -54,6 +54,10 @@ int store_sync(struct store *s);
 /* Stores a block that came from elsewhere; -EBADMSG when data does not
  * match id (nothing is stored). */
 int store_put(struct store *s, const blockid_t *id, const void *data, size_t len);
+/* The same for a copy of a block that lives elsewhere (fetched from a peer
+ * or the cloud): not fsynced, since a copy lost in a crash is detected at
+ * the next read (the id check) and fetched again. */
+int store_put_cached(struct store *s, const blockid_t *id, const void *data, size_t len);
 /* *out is malloc'd.  -ENOENT when missing (or found corrupt). */
 int store_get(struct store *s, const blockid_t *id, uint8_t **out, size_t *out_len);
 int store_has(struct store *s, const blockid_t *id);

@@ -89,6 +89,12 @@ int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, ui
 		return error_set(-EIO, "block length %zu differs from the manifest's %u", len, blen);
 	}
 	memcpy(buf, data + off, n);
+	fs_bcache_put(c, id, data, len);
+	return 0;
+}
+
+void fs_bcache_put(struct fs_bcache *c, const blockid_t *id, uint8_t *data, size_t len)
+{
 	pthread_mutex_lock(&c->lock);
 	struct slot *victim = &c->slots[0];
 	for (size_t i = 0; i < c->nslots; i++) {
@@ -110,5 +116,4 @@ int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, ui
 	}
 	pthread_mutex_unlock(&c->lock);
 	free(data);
-	return 0;
 }

@@ -19,4 +19,8 @@ void fs_bcache_free(struct fs_bcache *c);
 int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, uint32_t blen,
 		   uint32_t off, void *buf, size_t n);
 
+/* Installs a verified block (taking ownership of data), e.g. from
+ * readahead, so that the reads that follow need no store read or hash. */
+void fs_bcache_put(struct fs_bcache *c, const blockid_t *id, uint8_t *data, size_t len);
+
 #endif

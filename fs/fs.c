@@ -392,7 +392,7 @@ int fs_new(struct fs **out, struct volume *vol)
 		goto fail;
 	}
 	if ((rc = fs_journal_open(&fs->journal, jpath)) || (rc = load(fs)) ||
-	    (rc = fs_prefetch_new(&fs->prefetch, vol->fetch, PREFETCH_THREADS)))
+	    (rc = fs_prefetch_new(&fs->prefetch, vol->fetch, fs->bcache, PREFETCH_THREADS)))
 		goto fail;
 	free(jpath);
 	*out = fs;

@@ -4,6 +4,7 @@
 #include "fs/prefetch.h"
 #include "core/fetch.h"
 #include "core/store.h"
+#include "fs/bcache.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +16,7 @@
 
 struct fs_prefetch {
 	struct fetch *f;
+	struct fs_bcache *cache;
 	pthread_mutex_t lock;
 	pthread_cond_t more;
 	blockid_t q[QUEUE_MAX];
@@ -59,7 +61,7 @@ static void *worker(void *arg)
 		uint8_t *data = NULL;
 		size_t len = 0;
 		if (block_get(p->f, &id, &data, &len) == 0)
-			free(data);
+			fs_bcache_put(p->cache, &id, data, len);
 		pthread_mutex_lock(&p->lock);
 		p->busy_set[wa->k] = 0;
 	}
@@ -67,12 +69,14 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int fs_prefetch_new(struct fs_prefetch **out, struct fetch *f, int threads)
+int fs_prefetch_new(struct fs_prefetch **out, struct fetch *f, struct fs_bcache *cache,
+		    int threads)
 {
 	struct fs_prefetch *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->f = f;
+	p->cache = cache;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->more, NULL);
 	if (threads > THREADS_MAX)

@@ -1,7 +1,7 @@
 /* prefetch: readahead for files read in order.  When a read reaches block
  * i of a file and the previous read of that file ended where this one
  * starts, the next blocks are fetched in the background (a few at a time,
- * in parallel) into the local store, so that a cold sequential read from
+ * in parallel) into the local store and the read cache, so that a cold sequential read from
  * the cloud waits for one round trip per window rather than per block. */
 #ifndef PEERCLING_FS_PREFETCH_H
 #define PEERCLING_FS_PREFETCH_H
@@ -9,9 +9,12 @@
 #include "core/blockid.h"
 
 struct fetch;
+struct fs_bcache;
 struct fs_prefetch;
 
-int fs_prefetch_new(struct fs_prefetch **out, struct fetch *f, int threads);
+/* Fetched blocks also go into cache (the read path's block cache). */
+int fs_prefetch_new(struct fs_prefetch **out, struct fetch *f, struct fs_bcache *cache,
+		    int threads);
 void fs_prefetch_free(struct fs_prefetch *p);
 /* Queues ids that are not in the store yet; drops them when the queue is
  * full (readahead is a hint, never a promise). */

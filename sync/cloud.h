@@ -41,7 +41,8 @@ int cloud_put_volume_info(struct cloud *c);
 int cloud_check_volume_info(struct cloud *c);
 
 int cloud_put_block(struct cloud *c, const blockid_t *id, const void *data, size_t len);
-/* Verified against id; *out malloc'd. */
+/* Opened (authenticated), not yet checked against id: the fetch chain
+ * checks every block; *out malloc'd. */
 int cloud_get_block(struct cloud *c, const blockid_t *id, uint8_t **out, size_t *len);
 int cloud_has_block(struct cloud *c, const blockid_t *id);
 

@@ -194,13 +194,26 @@ struct heads {
 	struct remote_head *h;
 	size_t n, cap;
 	const char *self;
+	int has_own; /* this device's head as the cloud has it */
+	git_oid own;
 };
+
+/* Nothing new to publish: the cloud already holds this head for us (an
+ * idle device then costs one listing per round, no write). */
+static int own_head_is(const struct heads *hs, struct cloud *c, const git_oid *head)
+{
+	(void)c;
+	return hs->has_own && git_oid_equal(&hs->own, head);
+}
 
 static int collect_head(const char *device, const git_oid *commit, void *payload)
 {
 	struct heads *hs = payload;
-	if (strcmp(device, hs->self) == 0)
+	if (strcmp(device, hs->self) == 0) {
+		hs->own = *commit;
+		hs->has_own = 1;
 		return 0;
+	}
 	if (hs->n == hs->cap) {
 		size_t cap = hs->cap ? hs->cap * 2 : 8;
 		struct remote_head *h = realloc(hs->h, cap * sizeof(*h));
@@ -517,9 +530,13 @@ int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report
 	rc = upload_blocks(c, rep);
 	if (!rc && rep->has_head)
 		rc = upload_objects(c, &rep->head, rep, &hs);
-	if (!rc && rep->has_head)
+	git_oid uploaded;
+	int same = rep->has_head &&
+		   git_reference_name_to_id(&uploaded, c->vol->repo, UPLOADED_REF) == 0 &&
+		   git_oid_equal(&uploaded, &rep->head) && own_head_is(&hs, c, &rep->head);
+	if (!rc && rep->has_head && !same)
 		rc = cloud_put_head(c, &rep->head);
-	if (!rc && rep->has_head) {
+	if (!rc && rep->has_head && !same) {
 		git_reference *ref = NULL;
 		if (git_reference_create(&ref, c->vol->repo, UPLOADED_REF, &rep->head, 1,
 					 "uploaded") == 0)
