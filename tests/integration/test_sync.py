@@ -366,3 +366,58 @@ def test_pinned_files_read_offline_and_unpinned_uncached_ones_fail_fast(tmp_path
     finally:
         b.mounts.cleanup()
         a.mounts.cleanup()
+
+
+# ---- faults between the device and the cloud --------------------------------
+
+from faultproxy import FaultProxy  # noqa: E402
+
+
+@pytest.mark.parametrize("mode", ["refuse", "http500", "truncate", "stall"])
+def test_faults_during_sync_lose_nothing_and_recover(tmp_path, webdav, mode):
+    """Device a talks to WebDAV through a fault proxy, device b directly.
+    While the proxy misbehaves, a's syncs fail (with a message), its data
+    stays readable and nothing corrupt is taken in; once the proxy passes
+    again, a catches up and b sees every edit."""
+    proxy = FaultProxy(webdav.port).start()
+    try:
+        path = "vol-fault-" + mode
+        a = Device(tmp_path / "a", "a")
+        b = Device(tmp_path / "b", "b")
+        for d in (a, b):
+            netrc = Path(d.pc.env["HOME"]) / ".netrc"
+            netrc.write_text("machine 127.0.0.1 login %s password %s\n"
+                             % (webdav.user, webdav.password))
+            netrc.chmod(0o600)
+        check(a.pc("init", "vol", "--cloud", webdav.url(path, port=proxy.port)))
+        # Faults are noticed fast: short timeouts, few retries.
+        cfg = a.pc.home / "vol" / "config"
+        cfg.write_text(cfg.read_text() + "[cloud]\n\ttimeout = 3000\n\tretries = 1\n")
+        key = check(a.pc("key", "vol")).stdout.strip()
+        check(b.pc("clone", webdav.url(path), "vol", "--key", key))
+        a.mount()
+        b.mount()
+        first = os.urandom(600 * 1024)
+        write_file(a.mp / "first.bin", first)
+        a.sync()
+        proxy.mode = mode
+        second = os.urandom(900 * 1024)
+        write_file(a.mp / "second.bin", second)
+        p = a.pc("sync", a.mp, timeout=90)
+        assert p.returncode == 1, p.stdout
+        assert p.stderr.strip()
+        assert read_file(a.mp / "first.bin") == first
+        assert read_file(a.mp / "second.bin") == second
+        assert a.vol.status()["sync"]["last_error"]
+        proxy.mode = "pass"
+        a.sync()
+        b.sync()
+        assert read_file(b.mp / "first.bin") == first
+        assert read_file(b.mp / "second.bin") == second
+        assert a.vol.daemon_pid()   # never crashed
+    finally:
+        for d in ("a", "b"):
+            dev = locals().get(d)
+            if dev:
+                dev.mounts.cleanup()
+        proxy.close()
