@@ -127,7 +127,7 @@ static void serve(struct fs_ctl *c, int fd)
 		reply = serve_pin(c, fd, req + (pin ? 4 : 6), pin);
 	} else if (strcmp(req, "sync") == 0 && c->hooks.sync) {
 		char *r = NULL;
-		int rc = c->hooks.sync(c->hooks.p, &r);
+		int rc = c->hooks.sync(c->hooks.p, &r, pin_progress, &fd);
 		if (rc) {
 			if (asprintf(&reply, "error %s", error_last()) < 0)
 				reply = NULL;

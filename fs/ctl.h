@@ -27,8 +27,10 @@ void fs_ctl_name(const char *state_dir, char out[FS_CTL_NAME_MAX], size_t *len);
 /* What the daemon adds to the socket: a full sync (commit, merge, upload)
  * instead of a local commit, and its own status fields. */
 struct fs_ctl_hooks {
-	/* 0 and *reply (malloc'd, one line), or -errno with error_last(). */
-	int (*sync)(void *p, char **reply);
+	/* 0 and *reply (malloc'd, one line), or -errno with error_last();
+	 * progress (blocks uploaded) is streamed to the client. */
+	int (*sync)(void *p, char **reply,
+		    void (*progress)(void *pp, uint64_t done, uint64_t total), void *pp);
 	void (*status)(void *p, struct json_object *o);
 	void *p;
 };

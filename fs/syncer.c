@@ -57,11 +57,12 @@ static int transport_error(int rc)
 	       rc == -ENETUNREACH || rc == -ECONNRESET;
 }
 
-static int run_round(struct fs_syncer *s, struct sync_report *rep)
+static int run_round(struct fs_syncer *s, struct sync_report *rep,
+		     void (*progress)(void *p, uint64_t done, uint64_t total), void *p)
 {
 	struct sync_worktree wt = { fs_commit_and_merge, s->fs };
 	pthread_mutex_lock(&s->round);
-	int rc = sync_run(s->cloud, &wt, rep, NULL, NULL);
+	int rc = sync_run(s->cloud, &wt, rep, progress, p);
 	if (rc == 0) {
 		/* New versions of pinned files: fetch and keep them too. */
 		struct fs_pin_report pr;
@@ -105,18 +106,19 @@ static void *sync_main(void *arg)
 			break;
 		pthread_mutex_unlock(&s->lock);
 		struct sync_report rep;
-		run_round(s, &rep);
+		run_round(s, &rep, NULL, NULL);
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
 
-static int hook_sync(void *p, char **reply)
+static int hook_sync(void *p, char **reply,
+		     void (*progress)(void *pp, uint64_t done, uint64_t total), void *pp)
 {
 	struct fs_syncer *s = p;
 	struct sync_report rep;
-	int rc = run_round(s, &rep);
+	int rc = run_round(s, &rep, progress, pp);
 	if (rc)
 		return rc;
 	char hex[GIT_OID_HEXSZ + 1] = "none";
@@ -209,7 +211,7 @@ void fs_syncer_stop(struct fs_syncer *s, int final)
 	s->fs->inval = NULL;
 	if (final && s->reachable) {
 		struct sync_report rep;
-		if (run_round(s, &rep) != 0)
+		if (run_round(s, &rep, NULL, NULL) != 0)
 			log_warn("last sync before unmount failed: %s (the next mount retries)",
 				 error_last());
 	}

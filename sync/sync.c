@@ -318,6 +318,8 @@ struct block_uploader {
 	int rc;
 	unsigned done;
 	uint64_t bytes;
+	void (*progress)(void *p, uint64_t done, uint64_t total);
+	void *p;
 };
 
 static void *upload_blocks_thread(void *arg)
@@ -350,13 +352,16 @@ static void *upload_blocks_thread(void *arg)
 		if (!rc) {
 			u->done++;
 			u->bytes += len;
+			if (u->progress)
+				u->progress(u->p, u->done, u->l->n);
 		}
 		pthread_mutex_unlock(&u->lock);
 	}
 	return NULL;
 }
 
-static int upload_blocks(struct cloud *c, struct sync_report *rep)
+static int upload_blocks(struct cloud *c, struct sync_report *rep,
+			 void (*progress)(void *p, uint64_t done, uint64_t total), void *p)
 {
 	struct id_list l = { 0 };
 	int rc = store_foreach_dirty(c->vol->store, collect_dirty, &l);
@@ -364,7 +369,7 @@ static int upload_blocks(struct cloud *c, struct sync_report *rep)
 		free(l.ids);
 		return rc;
 	}
-	struct block_uploader u = { .c = c, .l = &l };
+	struct block_uploader u = { .c = c, .l = &l, .progress = progress, .p = p };
 	pthread_mutex_init(&u.lock, NULL);
 	pthread_t t[UPLOAD_THREADS];
 	int started = 0;
@@ -480,7 +485,7 @@ static int upload_objects(struct cloud *c, const git_oid *head, struct sync_repo
 
 int sync_upload(struct cloud *c, const git_oid *head, struct sync_report *rep)
 {
-	int rc = upload_blocks(c, rep);
+	int rc = upload_blocks(c, rep, NULL, NULL);
 	if (!rc && head)
 		rc = upload_objects(c, head, rep, NULL);
 	if (!rc && head)
@@ -494,11 +499,10 @@ int sync_upload(struct cloud *c, const git_oid *head, struct sync_report *rep)
 }
 
 int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report *rep,
-	     void (*progress)(const char *line, void *p), void *p)
+	     void (*progress)(void *p, uint64_t done, uint64_t total), void *p)
 {
 	struct heads hs = { .self = c->vol->device_id };
 	struct fetch_ctx fc = { .c = c };
-	char line[256];
 	memset(rep, 0, sizeof(*rep));
 	int rc = cloud_foreach_head(c, collect_head, &hs);
 	if (rc)
@@ -515,11 +519,8 @@ int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report
 	rep->objects_down = fc.fetched;
 	if (rc)
 		goto out;
-	if (progress && hs.n) {
-		snprintf(line, sizeof(line), "fetched %u objects from %zu other device(s)", fc.fetched,
-			 hs.n);
-		progress(line, p);
-	}
+	if (hs.n)
+		log_info("fetched %u objects from %zu other device(s)", fc.fetched, hs.n);
 	struct merge_ctx mc = { c->vol->repo, &hs, &rep->merge };
 	if (wt)
 		rc = wt->commit_and_merge(wt->wt, merge_all, &mc, &rep->head, &rep->has_head);
@@ -527,7 +528,7 @@ int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report
 		rc = merge_unmounted(c->vol, &mc, &rep->head, &rep->has_head);
 	if (rc)
 		goto out;
-	rc = upload_blocks(c, rep);
+	rc = upload_blocks(c, rep, progress, p);
 	if (!rc && rep->has_head)
 		rc = upload_objects(c, &rep->head, rep, &hs);
 	git_oid uploaded;
@@ -542,11 +543,8 @@ int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report
 					 "uploaded") == 0)
 			git_reference_free(ref);
 	}
-	if (progress) {
-		snprintf(line, sizeof(line), "uploaded %u blocks (%llu bytes) and %u objects",
-			 rep->blocks_up, (unsigned long long)rep->bytes_up, rep->objects_up);
-		progress(line, p);
-	}
+	log_info("uploaded %u blocks (%llu bytes) and %u objects", rep->blocks_up,
+		 (unsigned long long)rep->bytes_up, rep->objects_up);
 out:
 	git_odb_free(fc.odb);
 	oidset_free(&fc.done);

@@ -40,9 +40,10 @@ struct sync_report {
 	git_oid head;
 };
 
-/* progress: called now and then with a line of text, or NULL. */
+/* progress (may be NULL): blocks uploaded so far and in all, called as the
+ * upload goes (from upload threads, one call at a time). */
 int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report *rep,
-	     void (*progress)(const char *line, void *p), void *p);
+	     void (*progress)(void *p, uint64_t done, uint64_t total), void *p);
 
 /* Only the upload step (what `init` and an unmounted volume need). */
 int sync_upload(struct cloud *c, const git_oid *head, struct sync_report *rep);
