@@ -617,22 +617,52 @@ static void touch_mtime(struct fs *fs, struct fs_inode *ino)
 	pthread_mutex_unlock(&fs->lock);
 }
 
-long fs_write(struct fs *fs, struct fs_inode *ino, const void *buf, size_t len, uint64_t off)
+long fs_write_with(struct fs *fs, struct fs_inode *ino, size_t len, uint64_t off,
+		   long (*put)(void *ctx, int fd, uint64_t off), void *ctx)
 {
 	pthread_rwlock_wrlock(&ino->data_lock);
-	int rc = ensure_overlay(fs, ino);
-	if (!rc)
-		rc = fs_overlay_write(ino->ov, buf, len, off, ino->size);
-	if (!rc && off + len > ino->size) {
-		pthread_mutex_lock(&fs->lock);
-		ino->size = off + len;
-		pthread_mutex_unlock(&fs->lock);
+	long w = ensure_overlay(fs, ino);
+	if (!w)
+		w = put(ctx, ino->ov->fd, off);
+	if (w > 0) {
+		fs_overlay_note_write(ino->ov, (size_t)w, off, ino->size);
+		if (off + (uint64_t)w > ino->size) {
+			pthread_mutex_lock(&fs->lock);
+			ino->size = off + (uint64_t)w;
+			pthread_mutex_unlock(&fs->lock);
+		}
 	}
 	pthread_rwlock_unlock(&ino->data_lock);
-	if (rc)
-		return rc;
-	touch_mtime(fs, ino);
-	return (long)len;
+	if (w > 0)
+		touch_mtime(fs, ino);
+	return w;
+}
+
+struct plain_write {
+	const void *buf;
+	size_t len;
+};
+
+static long put_plain(void *ctx, int fd, uint64_t off)
+{
+	struct plain_write *pw = ctx;
+	size_t done = 0;
+	while (done < pw->len) {
+		ssize_t w = pwrite(fd, (const char *)pw->buf + done, pw->len - done,
+				   (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		done += (size_t)w;
+	}
+	return (long)done;
+}
+
+long fs_write(struct fs *fs, struct fs_inode *ino, const void *buf, size_t len, uint64_t off)
+{
+	struct plain_write pw = { buf, len };
+	return fs_write_with(fs, ino, len, off, put_plain, &pw);
 }
 
 int fs_truncate(struct fs *fs, struct fs_inode *ino, uint64_t size)

@@ -66,6 +66,10 @@ int fs_commit(struct fs *fs, const char *message, int *made);
 /* Content.  The caller holds a reference (lookup or open) on ino. */
 long fs_read(struct fs *fs, struct fs_inode *ino, void *buf, size_t len, uint64_t off);
 long fs_write(struct fs *fs, struct fs_inode *ino, const void *buf, size_t len, uint64_t off);
+/* The same, with put() writing the len bytes into the overlay's fd at off
+ * itself (the FUSE layer splices them there); returns bytes or -errno. */
+long fs_write_with(struct fs *fs, struct fs_inode *ino, size_t len, uint64_t off,
+		   long (*put)(void *ctx, int fd, uint64_t off), void *ctx);
 int fs_truncate(struct fs *fs, struct fs_inode *ino, uint64_t size);
 /* Turn written data into blocks and a manifest and journal it; sync also
  * makes the journal durable (fsync). */

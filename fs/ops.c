@@ -510,6 +510,41 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, (size_t)r);
 }
 
+struct splice_write {
+	struct fuse_bufvec *in;
+	size_t len;
+};
+
+/* Straight from the kernel's buffer (a pipe, when splicing) into the
+ * overlay file: no copy through our memory. */
+static long put_bufvec(void *ctx, int fd, uint64_t off)
+{
+	struct splice_write *sw = ctx;
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(sw->len);
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = fd;
+	out.buf[0].pos = (off_t)off;
+	ssize_t r = fuse_buf_copy(&out, sw->in, 0);
+	return (long)r;
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			 struct fuse_file_info *fi)
+{
+	struct fs *fs = FS(req);
+	struct fs_inode *n = open_inode(fs, ino);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	struct splice_write sw = { in, fuse_buf_size(in) };
+	long r = fs_write_with(fs, n, sw.len, (uint64_t)off, put_bufvec, &sw);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_write(req, (size_t)r);
+}
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = FS(req);
@@ -846,6 +881,7 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.open = op_open,
 	.read = op_read,
 	.write = op_write,
+	.write_buf = op_write_buf,
 	.flush = op_flush,
 	.release = op_release,
 	.fsync = op_fsync,

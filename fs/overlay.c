@@ -101,10 +101,15 @@ int fs_overlay_write(struct fs_overlay *ov, const void *buf, size_t len, uint64_
 		}
 		done += (size_t)w;
 	}
+	fs_overlay_note_write(ov, len, off, size);
+	return 0;
+}
+
+void fs_overlay_note_write(struct fs_overlay *ov, size_t len, uint64_t off, uint64_t size)
+{
 	if (off > size)
 		fs_overlay_mark(ov, size, off);
 	fs_overlay_mark(ov, off, off + len);
-	return 0;
 }
 
 int fs_overlay_truncate(struct fs_overlay *ov, uint64_t old_size, uint64_t new_size)

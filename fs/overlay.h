@@ -31,6 +31,9 @@ void fs_overlay_free(struct fs_overlay *ov);
  * zeros. */
 int fs_overlay_write(struct fs_overlay *ov, const void *buf, size_t len, uint64_t off,
 		     uint64_t size);
+/* Marks len bytes at off as written by someone else straight into ov->fd
+ * (a splice from the kernel); size as for fs_overlay_write. */
+void fs_overlay_note_write(struct fs_overlay *ov, size_t len, uint64_t off, uint64_t size);
 /* Size changes from old_size to new_size. */
 int fs_overlay_truncate(struct fs_overlay *ov, uint64_t old_size, uint64_t new_size);
 void fs_overlay_mark(struct fs_overlay *ov, uint64_t lo, uint64_t hi);
