@@ -31,6 +31,10 @@ int cmd_usage_error(const struct cmd *c, const char *fmt, ...)
 /* Handles -h/--help as the only argument: prints help, returns 1. */
 int cmd_wants_help(const struct cmd *c, int argc, char **argv);
 
+/* A progress bar on standard error when it is a terminal; label: a
+ * string.  Fits fs_ctl_call_progress() and sync_run(). */
+void cmd_progress_bar(void *label, uint64_t done, uint64_t total);
+
 /* "1.5 GiB"; buf of at least 16 bytes. */
 const char *cmd_human_size(uint64_t bytes, char *buf, size_t len);
 

@@ -33,17 +33,6 @@ const struct cmd cmd_unpin = {
 	.help = "PATH must be a path given to 'peercling pin' before.\n",
 };
 
-static void bar(void *p, uint64_t done, uint64_t total)
-{
-	if (!isatty(STDERR_FILENO) || !total)
-		return;
-	int width = 40, fill = (int)(done * (uint64_t)width / total);
-	fprintf(stderr, "\r%s [%.*s%*s] %llu/%llu blocks", (const char *)p, fill,
-		"########################################", width - fill, "",
-		(unsigned long long)done, (unsigned long long)total);
-	if (done == total)
-		fputc('\n', stderr);
-}
 
 static int one(const char *path, int pin)
 {
@@ -64,7 +53,7 @@ static int one(const char *path, int pin)
 		mounts_found_free(&m);
 		return cmd_fail(-ENOMEM, "out of memory");
 	}
-	rc = fs_ctl_call_progress(m.state_dir, req, &reply, bar, (void *)path);
+	rc = fs_ctl_call_progress(m.state_dir, req, &reply, cmd_progress_bar, (void *)path);
 	if (rc)
 		rc = cmd_fail(rc, "cannot %s %s", pin ? "pin" : "unpin", path);
 	else

@@ -28,17 +28,6 @@ const struct cmd cmd_sync = {
 		"blocks and history, fetches and merges the other devices' heads.\n",
 };
 
-static void bar(void *p, uint64_t done, uint64_t total)
-{
-	if (!isatty(STDERR_FILENO) || !total)
-		return;
-	int width = 40, fill = (int)(done * (uint64_t)width / total);
-	fprintf(stderr, "\rupload [%.*s%*s] %llu/%llu blocks", fill,
-		"########################################", width - fill, "",
-		(unsigned long long)done, (unsigned long long)total);
-	if (done == total)
-		fputc('\n', stderr);
-}
 
 /* A volume that no daemon serves: sync it here, holding its lock. */
 static int sync_unmounted(const char *name)
@@ -51,7 +40,7 @@ static int sync_unmounted(const char *name)
 		return cmd_fail(rc, "cannot sync '%s'", name);
 	rc = cloud_open(&c, v);
 	if (!rc)
-		rc = sync_run(c, NULL, &rep, bar, NULL);
+		rc = sync_run(c, NULL, &rep, cmd_progress_bar, "upload");
 	if (!rc) {
 		char hex[GIT_OID_HEXSZ + 1] = "no commits yet";
 		if (rep.has_head)
@@ -78,7 +67,7 @@ static int run(int argc, char **argv)
 	if (rc)
 		return cmd_fail(rc, "cannot sync");
 	char *reply = NULL;
-	rc = fs_ctl_call_progress(m.state_dir, "sync", &reply, bar, NULL);
+	rc = fs_ctl_call_progress(m.state_dir, "sync", &reply, cmd_progress_bar, "upload");
 	if (rc) {
 		rc = cmd_fail(rc, "cannot sync %s", m.mountpoint);
 	} else {

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 int cmd_fail(int rc, const char *fmt, ...)
 {
@@ -69,4 +70,16 @@ const char *cmd_human_size(uint64_t bytes, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 	return buf;
+}
+
+void cmd_progress_bar(void *label, uint64_t done, uint64_t total)
+{
+	if (!isatty(STDERR_FILENO) || !total)
+		return;
+	int width = 40, fill = (int)(done * (uint64_t)width / total);
+	fprintf(stderr, "\r%s [%.*s%*s] %llu/%llu blocks", (const char *)label, fill,
+		"########################################", width - fill, "",
+		(unsigned long long)done, (unsigned long long)total);
+	if (done == total)
+		fputc('\n', stderr);
 }

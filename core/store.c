@@ -1241,7 +1241,9 @@ int store_put_data(struct store *s, blockid_t *out_id, const void *data, size_t 
 	return put(s, out_id, data, len, flags);
 }
 
-int store_put_cached(struct store *s, const blockid_t *id, const void *data, size_t len)
+/* Data that comes with an id must match it before anything is stored. */
+static int put_checked(struct store *s, const blockid_t *id, const void *data, size_t len,
+		       int flags)
 {
 	blockid_t got;
 	char hex[BLOCKID_HEX_SIZE];
@@ -1250,19 +1252,17 @@ int store_put_cached(struct store *s, const blockid_t *id, const void *data, siz
 		blockid_to_hex(id, hex);
 		return error_set(-EBADMSG, "data offered as block %s does not match that id", hex);
 	}
-	return put(s, id, data, len, STORE_DEFER_SYNC);
+	return put(s, id, data, len, flags);
+}
+
+int store_put_cached(struct store *s, const blockid_t *id, const void *data, size_t len)
+{
+	return put_checked(s, id, data, len, STORE_DEFER_SYNC);
 }
 
 int store_put(struct store *s, const blockid_t *id, const void *data, size_t len)
 {
-	blockid_t got;
-	char hex[BLOCKID_HEX_SIZE];
-	blockid_compute(&got, s->key, data, len);
-	if (memcmp(got.b, id->b, BLOCKID_SIZE) != 0) {
-		blockid_to_hex(id, hex);
-		return error_set(-EBADMSG, "data offered as block %s does not match that id", hex);
-	}
-	return put(s, id, data, len, 0);
+	return put_checked(s, id, data, len, 0);
 }
 
 static int not_found(struct store *s, const blockid_t *id)

@@ -494,22 +494,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
-static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
-{
-	struct fs *fs = FS(req);
-	struct fs_inode *n = open_inode(fs, ino);
-	if (!n) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	long r = fs_write(fs, n, buf, size, (uint64_t)off);
-	if (r < 0)
-		fuse_reply_err(req, (int)-r);
-	else
-		fuse_reply_write(req, (size_t)r);
-}
-
 struct splice_write {
 	struct fuse_bufvec *in;
 	size_t len;
@@ -880,7 +864,6 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.link = op_link,
 	.open = op_open,
 	.read = op_read,
-	.write = op_write,
 	.write_buf = op_write_buf,
 	.flush = op_flush,
 	.release = op_release,

@@ -90,7 +90,10 @@ static char **read_pins(struct fs *fs, size_t *n)
 	return v;
 }
 
-static int write_lines(struct fs *fs, const char *name, char **v, size_t n)
+/* Replaces STATE/name atomically (temp, fsync, rename) with what fill()
+ * writes. */
+static int replace_file(struct fs *fs, const char *name, int (*fill)(FILE *f, const void *p),
+			const void *p)
 {
 	char *path = state_file(fs, name), *tmp = NULL;
 	if (!path || asprintf(&tmp, "%s.tmp", path) < 0) {
@@ -98,11 +101,8 @@ static int write_lines(struct fs *fs, const char *name, char **v, size_t n)
 		return -ENOMEM;
 	}
 	FILE *f = fopen(tmp, "we");
-	int rc = f ? 0 : -errno;
-	for (size_t i = 0; f && i < n; i++)
-		if (v[i])
-			fprintf(f, "%s\n", v[i]);
-	if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+	int rc = f ? fill(f, p) : -errno;
+	if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0) && !rc)
 		rc = -errno;
 	if (f)
 		fclose(f);
@@ -110,7 +110,27 @@ static int write_lines(struct fs *fs, const char *name, char **v, size_t n)
 		rc = -errno;
 	free(tmp);
 	free(path);
-	return rc ? error_set(rc, "cannot write the %s list: %s", name, strerror(-rc)) : 0;
+	return rc ? error_set(rc, "cannot write %s: %s", name, strerror(-rc)) : 0;
+}
+
+struct lines {
+	char **v;
+	size_t n;
+};
+
+static int fill_lines(FILE *f, const void *p)
+{
+	const struct lines *l = p;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i] && fprintf(f, "%s\n", l->v[i]) < 0)
+			return -EIO;
+	return 0;
+}
+
+static int write_lines(struct fs *fs, const char *name, char **v, size_t n)
+{
+	struct lines l = { v, n };
+	return replace_file(fs, name, fill_lines, &l);
 }
 
 static void free_lines(char **v, size_t n)
@@ -200,24 +220,15 @@ static void read_pinned(struct fs *fs, struct ids *out)
 	ids_sort(out);
 }
 
+static int fill_ids(FILE *f, const void *p)
+{
+	const struct ids *l = p;
+	return !l->n || fwrite(l->v, BLOCKID_SIZE, l->n, f) == l->n ? 0 : -EIO;
+}
+
 static int write_pinned(struct fs *fs, const struct ids *l)
 {
-	char *path = state_file(fs, "pinned-blocks"), *tmp = NULL;
-	if (!path || asprintf(&tmp, "%s.tmp", path) < 0) {
-		free(path);
-		return -ENOMEM;
-	}
-	FILE *f = fopen(tmp, "we");
-	int rc = f && (!l->n || fwrite(l->v, BLOCKID_SIZE, l->n, f) == l->n) ? 0 : -EIO;
-	if (f && (fflush(f) != 0 || fsync(fileno(f)) != 0))
-		rc = -EIO;
-	if (f)
-		fclose(f);
-	if (!rc && rename(tmp, path) != 0)
-		rc = -errno;
-	free(tmp);
-	free(path);
-	return rc;
+	return replace_file(fs, "pinned-blocks", fill_ids, l);
 }
 
 int fs_pin_reconcile(struct fs *fs, struct fs_pin_report *rep,
