@@ -58,6 +58,18 @@ static void print_human(json_object *st)
 		       jstr(st, "head"), jstr(st, "head_date"));
 	else
 		printf("history:    no commits yet\n");
+	json_object *sy = NULL;
+	if (json_object_object_get_ex(st, "sync", &sy)) {
+		if (jint(sy, "reachable"))
+			printf("cloud:      reachable; last sync %s\n",
+			       jstr(sy, "last_sync")[0] ? jstr(sy, "last_sync") : "not yet");
+		else
+			printf("cloud:      UNREACHABLE since %s (%s); working offline\n",
+			       jstr(sy, "unreachable_since"), jstr(sy, "last_error"));
+		if (jint(sy, "conflicts"))
+			printf("conflicts:  %lld merged during this mount (files named "
+			       "'... (conflict from ...)')\n", jint(sy, "conflicts"));
+	}
 	if (json_object_object_get_ex(st, "cache", &cache)) {
 		uint64_t limit = (uint64_t)jint(cache, "limit");
 		printf("cache:      %s in %lld blocks, limit %s\n",

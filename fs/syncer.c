@@ -54,7 +54,7 @@ static void inval(void *payload, const struct fs_inval *w)
 static int transport_error(int rc)
 {
 	return rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -EIO ||
-	       rc == -ENETUNREACH || rc == -ECONNRESET;
+	       rc == -ENETUNREACH || rc == -ECONNRESET || rc == -ENXIO;
 }
 
 static int run_round(struct fs_syncer *s, struct sync_report *rep,
