@@ -100,10 +100,15 @@ static struct fs_inode *find_path(struct fs *fs, const char *path)
 	return fs_table_lookup(fs->table, dir, name);
 }
 
+/* Takes n and everything below it out of the tree.  Inodes the kernel
+ * still knows or that are open stay allocated (unlinked) until their last
+ * forget or release, exactly as after unlink(2). */
 static void drop_subtree(struct fs *fs, struct fs_inode *n)
 {
+	while (n->child_first)
+		drop_subtree(fs, n->child_first);
 	fs_inode_unlink(fs->table, n);
-	fs_inode_free_tree(fs->table, n);
+	fs_inode_maybe_free(fs->table, n);
 }
 
 /* Sets a file or symlink inode's content from a blob. */
@@ -1002,10 +1007,61 @@ int fs_flush_all(struct fs *fs)
 
 /* ---- taking in a merged head ------------------------------------------- */
 
+struct deferred {
+	uint64_t ino;
+	git_oid blob;
+	uint32_t mode;
+};
+
 struct inval_list {
 	struct fs_inval *e;
 	size_t n, cap;
+	struct deferred *d; /* busy files whose new content waits */
+	size_t nd, capd;
 };
+
+static void deferred_add(struct inval_list *l, uint64_t ino, const git_oid *blob, uint32_t mode)
+{
+	if (l->nd == l->capd) {
+		size_t cap = l->capd ? l->capd * 2 : 8;
+		struct deferred *d = realloc(l->d, cap * sizeof(*d));
+		if (!d)
+			return;
+		l->d = d;
+		l->capd = cap;
+	}
+	l->d[l->nd++] = (struct deferred){ ino, *blob, mode };
+}
+
+static void inval_add(struct inval_list *l, uint64_t parent, const char *name, uint64_t ino);
+
+/* New content for a file that was busy during the merge: content lock
+ * first, then fs->lock, as everywhere else. */
+static void apply_deferred(struct fs *fs, const struct deferred *d, struct inval_list *inv)
+{
+	pthread_mutex_lock(&fs->lock);
+	struct fs_inode *n = fs_table_find(fs->table, d->ino);
+	if (n)
+		n->open_count++; /* keeps it while fs->lock is released */
+	pthread_mutex_unlock(&fs->lock);
+	if (!n)
+		return;
+	git_blob *blob = NULL;
+	pthread_rwlock_wrlock(&n->data_lock);
+	pthread_mutex_lock(&fs->lock);
+	if (!n->ov && git_blob_lookup(&blob, fs->vol->repo, &d->blob) == 0 &&
+	    apply_blob(n, d->mode, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob)) == 0) {
+		n->blob = d->blob;
+		n->blob_valid = 1;
+		if (n->parent)
+			inval_add(inv, n->parent->ino, n->name, n->ino);
+	}
+	git_blob_free(blob);
+	n->open_count--;
+	fs_inode_maybe_free(fs->table, n);
+	pthread_mutex_unlock(&fs->lock);
+	pthread_rwlock_unlock(&n->data_lock);
+}
 
 static void inval_add(struct inval_list *l, uint64_t parent, const char *name, uint64_t ino)
 {
@@ -1065,8 +1121,16 @@ static int apply_delta(struct fs *fs, const git_diff_delta *d, struct inval_list
 				n->blob = f->id;
 				n->blob_valid = 1;
 			}
+		} else if (n && S_ISREG(n->mode) && f->mode != GIT_FILEMODE_LINK &&
+			   pthread_rwlock_trywrlock(&n->data_lock) != 0) {
+			/* Someone is reading or writing it: its content lock
+			 * cannot be waited for under fs->lock; do it after. */
+			deferred_add(inv, n->ino, &f->id, f->mode);
 		} else {
+			int locked = n && S_ISREG(n->mode) && f->mode != GIT_FILEMODE_LINK;
 			rc = put_path(fs, path, f->mode, data, len, &f->id);
+			if (locked)
+				pthread_rwlock_unlock(&n->data_lock);
 			n = find_path(fs, path);
 		}
 		git_blob_free(blob);
@@ -1139,6 +1203,9 @@ int fs_commit_and_merge(void *wt,
 		}
 	}
 	pthread_mutex_unlock(&fs->lock);
+	for (size_t i = 0; i < inv.nd; i++)
+		apply_deferred(fs, &inv.d[i], &inv);
+	free(inv.d);
 	/* The kernel may call back into us while invalidating: never under
 	 * the lock. */
 	for (size_t i = 0; i < inv.n; i++) {

@@ -423,3 +423,36 @@ def test_faults_during_sync_lose_nothing_and_recover(tmp_path, webdav, mode):
             if dev:
                 dev.mounts.cleanup()
         proxy.close()
+
+
+def test_a_merge_replaces_a_file_that_is_being_read(devices):
+    """Another device's version of a file arrives while this device has it
+    open and is reading it in a loop: no crash, and the new version shows."""
+    import threading
+    (a, b), url, key = devices(2)
+    old = os.urandom(2 << 20)
+    write_file(a.mp / "busy.bin", old)
+    a.sync()
+    b.sync()
+    new = os.urandom(2 << 20)
+    write_file(a.mp / "busy.bin", new)
+    a.sync()
+    stop = threading.Event()
+    seen = []
+
+    def reader():
+        with open(b.mp / "busy.bin", "rb") as f:
+            while not stop.is_set():
+                f.seek(0)
+                seen.append(len(f.read()))
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for _ in range(3):
+            b.sync()
+    finally:
+        stop.set()
+        t.join(30)
+    assert seen and all(n == 2 << 20 for n in seen)
+    assert read_file(b.mp / "busy.bin") == new
+    assert b.vol.daemon_pid()
