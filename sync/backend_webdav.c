@@ -22,6 +22,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,12 @@ struct dav {
 	char *base;	 /* "http://host:port/escaped/path/" */
 	char *base_path; /* "/path/", decoded, as hrefs are compared */
 	char *user, *password;
+	/* Collections known to exist, so that the first PUT into each one is
+	 * preceded by MKCOL instead of failing with 409 after sending its
+	 * whole body. */
+	pthread_mutex_t known_lock;
+	char **known;
+	size_t nknown, capknown;
 };
 
 static struct dav *dv(struct backend *b)
@@ -242,11 +249,50 @@ static int make_parents(struct dav *d, const char *key)
 	return rc;
 }
 
+/* 1 when the collection holding key is known to exist; 0 otherwise. */
+static int parent_known(struct dav *d, const char *key, size_t dirlen)
+{
+	int found = 0;
+	pthread_mutex_lock(&d->known_lock);
+	for (size_t i = 0; i < d->nknown && !found; i++)
+		found = strlen(d->known[i]) == dirlen && !strncmp(d->known[i], key, dirlen);
+	pthread_mutex_unlock(&d->known_lock);
+	return found;
+}
+
+static void parent_remember(struct dav *d, const char *key, size_t dirlen)
+{
+	char *s = strndup(key, dirlen);
+	pthread_mutex_lock(&d->known_lock);
+	if (s && d->nknown == d->capknown) {
+		size_t cap = d->capknown ? d->capknown * 2 : 64;
+		char **k = realloc(d->known, cap * sizeof(*k));
+		if (k) {
+			d->known = k;
+			d->capknown = cap;
+		}
+	}
+	if (s && d->nknown < d->capknown) {
+		d->known[d->nknown++] = s;
+		s = NULL;
+	}
+	pthread_mutex_unlock(&d->known_lock);
+	free(s);
+}
+
 static int dav_put(struct backend *b, const char *key, const void *data, size_t len)
 {
 	struct dav *d = dv(b);
 	if (!key_valid(key))
 		return bad_key(key);
+	const char *slash = strrchr(key, '/');
+	size_t dirlen = slash ? (size_t)(slash - key) + 1 : 0;
+	if (dirlen && !parent_known(d, key, dirlen)) {
+		int rc = make_parents(d, key);
+		if (rc)
+			return rc;
+		parent_remember(d, key, dirlen);
+	}
 	static const char *const hdrs[] = {"Content-Type: application/octet-stream", NULL};
 	for (int tries = 0;; tries++) {
 		struct http_resp r;
@@ -594,6 +640,10 @@ static void dav_free(struct backend *b)
 		memset(d->password, 0, strlen(d->password));
 		free(d->password);
 	}
+	for (size_t i = 0; i < d->nknown; i++)
+		free(d->known[i]);
+	free(d->known);
+	pthread_mutex_destroy(&d->known_lock);
 	free(d->b.url);
 	free(d);
 }
@@ -685,6 +735,8 @@ int backend_webdav_open(struct backend **out, const char *url, const struct back
 {
 	*out = NULL;
 	struct dav *d = calloc(1, sizeof(*d));
+	if (d)
+		pthread_mutex_init(&d->known_lock, NULL);
 	if (!d)
 		return -ENOMEM;
 	d->b.ops = &dav_ops;
