@@ -112,8 +112,12 @@ int block_get(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_l
 	if (!f->nsources)
 		return from_sources(f, id, out, out_len);
 	int slot = claim(f, id);
-	if (slot == -1 && store_get(f->store, id, out, out_len) == 0)
-		return 0; /* another thread just brought it */
+	/* Look again: another thread may have brought it between our miss
+	 * and our claim (or while we waited for it). */
+	if (store_get(f->store, id, out, out_len) == 0) {
+		release(f, slot);
+		return 0;
+	}
 	int rc = from_sources(f, id, out, out_len);
 	release(f, slot);
 	return rc;
@@ -129,6 +133,7 @@ static int from_sources(struct fetch *f, const blockid_t *id, uint8_t **out, siz
 		const struct fetch_source *src = &f->sources[i];
 		uint8_t *buf = NULL;
 		size_t len = 0;
+		log_debug("fetching block %.16s from %s", hex, src->name);
 		int rc = src->get(src->payload, id, &buf, &len);
 		if (rc == 0) {
 			rc = store_put_cached(f->store, id, buf, len);
