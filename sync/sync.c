@@ -505,8 +505,20 @@ int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report
 	struct fetch_ctx fc = { .c = c };
 	memset(rep, 0, sizeof(*rep));
 	int rc = cloud_foreach_head(c, collect_head, &hs);
-	if (rc)
+	if (rc) {
+		/* Offline: still commit what is pending, so that `peercling
+		 * sync` always leaves a commit; the upload waits for the cloud. */
+		int err = rc;
+		const char *why = error_last();
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s", why);
+		struct heads none = { .self = hs.self };
+		struct merge_ctx mc0 = { c->vol->repo, &none, &rep->merge };
+		if (wt)
+			wt->commit_and_merge(wt->wt, merge_all, &mc0, &rep->head, &rep->has_head);
+		rc = error_set(err, "%s", msg);
 		goto out;
+	}
 	if (hs.n)
 		qsort(hs.h, hs.n, sizeof(*hs.h), cmp_head);
 	rep->heads_seen = (unsigned)hs.n;

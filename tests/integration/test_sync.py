@@ -173,6 +173,7 @@ def test_a_volume_without_a_reachable_cloud_still_mounts_and_works(tmp_path):
         st = a.vol.status()
         assert st["sync"]["last_error"]
         assert st["sync"]["reachable"] is False
+        assert st["commits"] >= 1   # offline, sync still committed
         assert "UNREACHABLE" in check(a.pc("status", "vol")).stdout
         os.rename(tmp_path / "cloud-gone", cloud)   # back
         check(a.pc("sync", a.mp))
