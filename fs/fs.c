@@ -599,7 +599,9 @@ long fs_read(struct fs *fs, struct fs_inode *ino, void *buf, size_t len, uint64_
 	pthread_rwlock_unlock(&ino->data_lock);
 	if (r < 0) {
 		char *path = NULL;
+		pthread_mutex_lock(&fs->lock); /* names change under rename */
 		fs_inode_path(&path, ino);
+		pthread_mutex_unlock(&fs->lock);
 		log_error("read of %s failed: %s", path ? path : "?", error_last());
 		free(path);
 	}
@@ -613,15 +615,6 @@ static int ensure_overlay(struct fs *fs, struct fs_inode *ino)
 	return fs_overlay_new(&ino->ov, fs->overlay_dir, ino->size);
 }
 
-static void touch_mtime(struct fs *fs, struct fs_inode *ino)
-{
-	pthread_mutex_lock(&fs->lock);
-	clock_gettime(CLOCK_REALTIME, &ino->mtime);
-	ino->ctime = ino->mtime;
-	ino->blob_valid = 0;
-	pthread_mutex_unlock(&fs->lock);
-}
-
 long fs_write_with(struct fs *fs, struct fs_inode *ino, size_t len, uint64_t off,
 		   long (*put)(void *ctx, int fd, uint64_t off), void *ctx)
 {
@@ -631,15 +624,17 @@ long fs_write_with(struct fs *fs, struct fs_inode *ino, size_t len, uint64_t off
 		w = put(ctx, ino->ov->fd, off);
 	if (w > 0) {
 		fs_overlay_note_write(ino->ov, (size_t)w, off, ino->size);
-		if (off + (uint64_t)w > ino->size) {
-			pthread_mutex_lock(&fs->lock);
+		/* Size and times in one visit to fs->lock: this is the write
+		 * path. */
+		pthread_mutex_lock(&fs->lock);
+		if (off + (uint64_t)w > ino->size)
 			ino->size = off + (uint64_t)w;
-			pthread_mutex_unlock(&fs->lock);
-		}
+		clock_gettime(CLOCK_REALTIME, &ino->mtime);
+		ino->ctime = ino->mtime;
+		ino->blob_valid = 0;
+		pthread_mutex_unlock(&fs->lock);
 	}
 	pthread_rwlock_unlock(&ino->data_lock);
-	if (w > 0)
-		touch_mtime(fs, ino);
 	return w;
 }
 

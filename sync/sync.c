@@ -200,9 +200,8 @@ struct heads {
 
 /* Nothing new to publish: the cloud already holds this head for us (an
  * idle device then costs one listing per round, no write). */
-static int own_head_is(const struct heads *hs, struct cloud *c, const git_oid *head)
+static int own_head_is(const struct heads *hs, const git_oid *head)
 {
-	(void)c;
 	return hs->has_own && git_oid_equal(&hs->own, head);
 }
 
@@ -546,7 +545,7 @@ int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report
 	git_oid uploaded;
 	int same = rep->has_head &&
 		   git_reference_name_to_id(&uploaded, c->vol->repo, UPLOADED_REF) == 0 &&
-		   git_oid_equal(&uploaded, &rep->head) && own_head_is(&hs, c, &rep->head);
+		   git_oid_equal(&uploaded, &rep->head) && own_head_is(&hs, &rep->head);
 	if (!rc && rep->has_head && !same)
 		rc = cloud_put_head(c, &rep->head);
 	if (!rc && rep->has_head && !same) {
