@@ -4,9 +4,10 @@
  * append-only record of pin counts and of the dirty set.
  *
  * Layout under the blocks directory:
- *   XX/<64 hex>  one file per block; XX is the first byte of the id, so no
- *                directory holds more than 1/256 of the blocks (made on
- *                first use)
+ *   XX/<64 hex>  one file per block: the plain bytes, then a 16-byte trailer
+ *                (see "block files" below); XX is the first byte of the id,
+ *                so no directory holds more than 1/256 of the blocks (made
+ *                on first use)
  *   tmp/         temp files, renamed into place; emptied at open
  *   corrupt/     blocks that failed verification, kept for a human to look at
  *   store.log    fixed-size records (see "store.log" below)
@@ -34,6 +35,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -372,6 +374,17 @@ static uint32_t get_le32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
 static void rec_encode(uint8_t *r, int op, uint32_t arg, const blockid_t *id)
 {
 	memset(r, 0, LOG_REC_SIZE);
@@ -534,7 +547,62 @@ static int mark_dirty(struct store *s, struct entry *e, uint64_t *seq)
 	return rc;
 }
 
-/* ---- block files (lock not held) --------------------------------------- */
+/* ---- block files (lock not held) --------------------------------------- *
+ *
+ * A block file is the block's bytes followed by a trailer:
+ *
+ *   0..3    magic "PCb1"
+ *   4..7    zero (reserved: a new layout gets a new magic)
+ *   8..15   XXH3-64 of the bytes, seeded with the id's first 8 bytes, LE
+ *
+ * A get that finds a good trailer skips the keyed BLAKE2b: on this disk the
+ * danger is damage (flipped bits, truncation, files written from outside),
+ * not an adversary, since whoever can write the cache can read the key, and
+ * a 64-bit checksum catches damage at a fraction of BLAKE2b's cost.  The
+ * seed ties the checksum to the file's name: an intact block file copied
+ * or renamed over another id's file fails the check instead of handing out
+ * the wrong block.
+ *
+ * Files written before the trailer existed hold the plain bytes only.  They
+ * fail the trailer check and are verified the old way, against the id, so
+ * they stay readable (they may hold dirty blocks that exist nowhere else). */
+
+#define TRAILER_MAGIC "PCb1"
+
+static uint64_t block_sum(const blockid_t *id, const void *data, size_t len)
+{
+	return XXH3_64bits_withSeed(data, len, get_le64(id->b));
+}
+
+static void trailer_encode(uint8_t t[STORE_TRAILER_SIZE], const blockid_t *id, const void *data,
+			   size_t len)
+{
+	memcpy(t, TRAILER_MAGIC, 4);
+	put_le32(t + 4, 0);
+	put_le64(t + 8, block_sum(id, data, len));
+}
+
+/* The length of the block in a file of len bytes read from id's name, or
+ * -EBADMSG when the file is neither a good new one nor a good old one.
+ * Block data that itself ends in something shaped like a trailer is safe
+ * both ways: in a new file the real trailer comes after it, and in an old
+ * file such a tail would have to carry XXH3 of the bytes before it seeded
+ * with the id of the whole file, which cannot be arranged by chance (2^-64)
+ * and without the key not even on purpose; any other tail fails the check
+ * and the file is hashed whole, as before. */
+static ssize_t block_verify(struct store *s, const blockid_t *id, const uint8_t *buf, size_t len)
+{
+	blockid_t got;
+	if (len >= STORE_TRAILER_SIZE) {
+		const uint8_t *t = buf + len - STORE_TRAILER_SIZE;
+		size_t n = len - STORE_TRAILER_SIZE;
+		if (memcmp(t, TRAILER_MAGIC, 4) == 0 && get_le32(t + 4) == 0 &&
+		    get_le64(t + 8) == block_sum(id, buf, n))
+			return (ssize_t)n;
+	}
+	blockid_compute(&got, s->key, buf, len);
+	return memcmp(got.b, id->b, BLOCKID_SIZE) == 0 ? (ssize_t)len : -EBADMSG;
+}
 
 /* Fan-out directories are made on first use: a small store stays small, and
  * open need not create 256 directories.  The root is synced so the new
@@ -559,18 +627,36 @@ static int rename_into_place(struct store *s, const char *tmp, const char *rel)
 	return renameat(s->tmpfd, tmp, s->dirfd, rel) == 0 ? 0 : -errno;
 }
 
-static int write_block_file(struct store *s, const char *rel, const void *data, size_t len,
-			    int defer)
+/* STORE_WRITEBACK only starts the writeback of a deferred file, so that the
+ * store_sync() ending the batch finds less to wait for.  It is a hint: a
+ * failure costs nothing but that head start. */
+static void start_writeback(struct store *s, int fd, const char *tmp)
+{
+	char eb[128];
+	if (sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE) != 0)
+		log_debug("cannot start writeback of %s/tmp/%s: %s", s->dir, tmp,
+			  errstr(errno, eb, sizeof(eb)));
+}
+
+static int write_block_file(struct store *s, const blockid_t *id, const char *rel,
+			    const void *data, size_t len, int flags)
 {
 	char tmp[BLOCKID_HEX_SIZE + 16];
+	uint8_t trailer[STORE_TRAILER_SIZE];
+	int defer = flags & STORE_DEFER_SYNC;
 	unsigned n = __atomic_add_fetch(&s->tmp_counter, 1, __ATOMIC_RELAXED);
 	snprintf(tmp, sizeof(tmp), "%s.%u", rel + 3, n);
+	trailer_encode(trailer, id, data, len);
 	int fd = openat(s->tmpfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	int rc = write_all(fd, data, len);
+	if (!rc)
+		rc = write_all(fd, trailer, sizeof(trailer));
 	if (!rc && !defer && fsync(fd) != 0)
 		rc = -errno;
+	if (!rc && defer && (flags & STORE_WRITEBACK))
+		start_writeback(s, fd, tmp);
 	if (close(fd) != 0 && !rc)
 		rc = -errno;
 	if (!rc)
@@ -583,12 +669,12 @@ static int write_block_file(struct store *s, const char *rel, const void *data, 
 /* Durable once the fan-out directory holding the new name is synced; if
  * that fails the file goes again, so accounting never covers a block that
  * may vanish at the next power cut. */
-static int store_block_file(struct store *s, const char *rel, const void *data, size_t len,
-			    int defer)
+static int store_block_file(struct store *s, const blockid_t *id, const char *rel,
+			    const void *data, size_t len, int flags)
 {
 	char dir[3] = {rel[0], rel[1], '\0'};
-	int rc = write_block_file(s, rel, data, len, defer);
-	if (rc || defer)
+	int rc = write_block_file(s, id, rel, data, len, flags);
+	if (rc || (flags & STORE_DEFER_SYNC))
 		return rc;
 	rc = fsync_dirat(s->dirfd, dir);
 	if (rc)
@@ -1187,7 +1273,7 @@ static int put_new(struct store *s, struct entry *e, const void *data, size_t le
 	int dirty = flags & STORE_DIRTY, defer = flags & STORE_DEFER_SYNC;
 	block_rel(&e->id, rel);
 	pthread_mutex_unlock(&s->lock);
-	int rc = store_block_file(s, rel, data, len, defer);
+	int rc = store_block_file(s, &e->id, rel, data, len, flags);
 	pthread_mutex_lock(&s->lock);
 	if (rc) {
 		entry_forget(s, e);
@@ -1195,7 +1281,8 @@ static int put_new(struct store *s, struct entry *e, const void *data, size_t le
 		return error_set(rc, "cannot store block %s in %s: %s", rel + 3, s->dir,
 				 errstr(rc, eb, sizeof(eb)));
 	}
-	account_add(s, e, len);
+	/* The file's size, trailer included, as the scan at open counts it. */
+	account_add(s, e, len + STORE_TRAILER_SIZE);
 	if (dirty)
 		rc = mark_dirty(s, e, &seq);
 	pthread_cond_broadcast(&s->settled);
@@ -1272,12 +1359,11 @@ static int not_found(struct store *s, const blockid_t *id)
 	return error_set(-ENOENT, "block %s is not in the store %s", hex, s->dir);
 }
 
-/* The read and the hash run unlocked; the generation taken here lets the
+/* The read and the check run unlocked; the generation taken here lets the
  * outcome be applied only to the entry that was read. */
 int store_get(struct store *s, const blockid_t *id, uint8_t **out, size_t *out_len)
 {
 	char rel[BLOCK_REL_SIZE], eb[128];
-	blockid_t got;
 	*out = NULL;
 	*out_len = 0;
 	pthread_mutex_lock(&s->lock);
@@ -1300,15 +1386,15 @@ int store_get(struct store *s, const blockid_t *id, uint8_t **out, size_t *out_l
 	if (rc)
 		return error_set(rc, "cannot read block %s/%s: %s", s->dir, rel,
 				 errstr(rc, eb, sizeof(eb)));
-	blockid_compute(&got, s->key, buf, len);
-	if (memcmp(got.b, id->b, BLOCKID_SIZE) != 0) {
+	ssize_t n = block_verify(s, id, buf, len);
+	if (n < 0) {
 		free(buf);
 		quarantine(s, id, gen, rel);
 		return error_set(-ENOENT, "block %s was corrupt on disk; moved to %s/corrupt/",
 				 rel + 3, s->dir);
 	}
 	*out = buf;
-	*out_len = len;
+	*out_len = (size_t)n;
 	return 0;
 }
 

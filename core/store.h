@@ -1,9 +1,12 @@
 /* store: the local block cache, content-addressed.
  *
  * Each block is one file, blocks/XX/XXXX...(64 hex), holding the plain bytes
- * (the cache is local; sealing happens only for what leaves the machine).
- * Writes are atomic and durable: temp file, fsync, rename, fsync of the
- * directory.  Reads verify the bytes against the id; a corrupt file is
+ * (the cache is local; sealing happens only for what leaves the machine)
+ * and a 16-byte trailer with a checksum of them.  Writes are atomic and
+ * durable: temp file, fsync, rename, fsync of the directory.  Data is
+ * checked against its id (keyed BLAKE2b) when it enters the store; reads
+ * check the trailer's checksum (XXH3, enough against damage on disk), or
+ * the id for files written before the trailer existed.  A corrupt file is
  * logged, moved aside to blocks/corrupt/ and reported as missing, never
  * returned.
  *
@@ -22,6 +25,12 @@
 
 struct store;
 
+/* Bytes a block file holds beyond the block itself. */
+#define STORE_TRAILER_SIZE 16
+
+/* The byte counts are of block files on disk, so they include the trailer
+ * (STORE_TRAILER_SIZE per block; none for files written before it existed),
+ * and so does the limit. */
 struct store_stats {
 	uint64_t blocks, bytes;
 	uint64_t limit; /* 0: no limit */
@@ -42,10 +51,15 @@ enum {
 	STORE_DIRTY = 1,      /* not yet uploaded (data created on this device) */
 	STORE_DEFER_SYNC = 2, /* skip the fsyncs: the caller calls store_sync()
 				 before anything durable refers to the block */
+	STORE_WRITEBACK = 4,  /* with STORE_DEFER_SYNC: start writing the new
+				 file to disk now (sync_file_range), so the
+				 store_sync() ending the batch waits less; a
+				 hint, no durability promise; alone, no effect */
 };
 
 /* Computes the id and stores the block (a no-op when it is already there).
- * flags: STORE_DIRTY, STORE_DEFER_SYNC (1 alone is the plain dirty put). */
+ * flags: STORE_DIRTY, STORE_DEFER_SYNC, STORE_WRITEBACK (1 alone is the
+ * plain dirty put). */
 int store_put_data(struct store *s, blockid_t *out_id, const void *data,
 		   size_t len, int flags);
 /* Makes every block and mark stored so far durable (one syncfs): ends a
@@ -56,7 +70,7 @@ int store_sync(struct store *s);
 int store_put(struct store *s, const blockid_t *id, const void *data, size_t len);
 /* The same for a copy of a block that lives elsewhere (fetched from a peer
  * or the cloud): not fsynced, since a copy lost in a crash is detected at
- * the next read (the id check) and fetched again. */
+ * the next read (the checksum) and fetched again. */
 int store_put_cached(struct store *s, const blockid_t *id, const void *data, size_t len);
 /* *out is malloc'd.  -ENOENT when missing (or found corrupt). */
 int store_get(struct store *s, const blockid_t *id, uint8_t **out, size_t *out_len);

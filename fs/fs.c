@@ -10,6 +10,7 @@
 #include "core/tree.h"
 #include "core/volume.h"
 #include "fs/bcache.h"
+#include "fs/early.h"
 #include "fs/journal.h"
 #include "fs/overlay.h"
 #include "fs/prefetch.h"
@@ -26,8 +27,9 @@
 
 #define LOG_MODULE "fs"
 #define BCACHE_SLOTS 64
-#define READAHEAD_BLOCKS 8
-#define PREFETCH_THREADS 4
+#define READAHEAD_BLOCKS 32 /* about 2.4 MB past a sequential read */
+#define READAHEAD_MAX 64     /* blocks queued by one read */
+#define PREFETCH_THREADS 6
 
 static int is_exec(mode_t mode)
 {
@@ -574,28 +576,41 @@ static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_
 	return (long)done;
 }
 
-/* Queues the blocks after [off, off+len) when the read continues the last. */
+/* Fetches in parallel what this read needs beyond its first block (which
+ * the reading thread fetches itself) and, when the read continues the last
+ * one, the next READAHEAD_BLOCKS too, so a cold read waits about one round
+ * trip per request instead of one per block.  Blocks already stored are
+ * skipped by the queue. */
 static void read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t len)
 {
 	uint64_t prev = __atomic_exchange_n(&ino->ra_next, off + len, __ATOMIC_RELAXED);
 	const struct manifest *m = ino->m;
-	if (prev != off || !m || m->is_inline || !fs->prefetch)
+	if (!m || m->is_inline || !fs->prefetch || off >= m->size)
 		return;
-	uint64_t start;
-	size_t i = manifest_find(m, off + len, &start);
-	size_t n = m->nblocks - i < READAHEAD_BLOCKS ? m->nblocks - i : READAHEAD_BLOCKS;
-	blockid_t ids[READAHEAD_BLOCKS];
-	for (size_t k = 0; k < n; k++)
-		ids[k] = m->blocks[i + k].id;
-	fs_prefetch_queue(fs->prefetch, ids, n);
+	uint64_t start, end = off + len;
+	size_t i = manifest_find(m, off, &start);
+	size_t extra = prev == off ? READAHEAD_BLOCKS : 0, n = 0;
+	blockid_t ids[READAHEAD_MAX];
+	start += m->blocks[i].len;
+	for (size_t k = i + 1; k < m->nblocks && n < READAHEAD_MAX; k++) {
+		if (start >= end) {
+			if (!extra)
+				break;
+			extra--;
+		}
+		ids[n++] = m->blocks[k].id;
+		start += m->blocks[k].len;
+	}
+	if (n)
+		fs_prefetch_queue(fs->prefetch, ids, n);
 }
 
 long fs_read(struct fs *fs, struct fs_inode *ino, void *buf, size_t len, uint64_t off)
 {
 	pthread_rwlock_rdlock(&ino->data_lock);
+	if (off < ino->size)
+		read_ahead(fs, ino, off, len < ino->size - off ? len : (size_t)(ino->size - off));
 	long r = read_locked(fs, ino, buf, len, off);
-	if (r > 0)
-		read_ahead(fs, ino, off, (size_t)r);
 	pthread_rwlock_unlock(&ino->data_lock);
 	if (r < 0) {
 		char *path = NULL;
@@ -635,6 +650,8 @@ long fs_write_with(struct fs *fs, struct fs_inode *ino, size_t len, uint64_t off
 		pthread_mutex_unlock(&fs->lock);
 	}
 	pthread_rwlock_unlock(&ino->data_lock);
+	if (w > 0)
+		fs_early_cut(fs, ino);
 	return w;
 }
 
@@ -709,8 +726,9 @@ int fs_flush(struct fs *fs, struct fs_inode *ino, int sync)
 		if (rc) {
 			log_error("flushing a file failed: %s", error_last());
 		} else {
-			log_debug("flush: %llu bytes chunked, %llu new blocks, %llu reused",
+			log_debug("flush: %llu bytes chunked (%llu more while written), %llu new blocks, %llu reused",
 				  (unsigned long long)st.bytes_chunked,
+				  (unsigned long long)st.bytes_early,
 				  (unsigned long long)st.blocks_new,
 				  (unsigned long long)st.blocks_reused);
 			pthread_mutex_lock(&fs->lock);

@@ -40,6 +40,8 @@ struct fs_inode {
 	/* Where the last read ended: a read starting there is sequential and
 	 * earns readahead.  A hint only, read and written atomically. */
 	uint64_t ra_next;
+	/* Set while a writer cuts blocks ahead of the flush (fs/early.c). */
+	int early_busy;
 	/* Symlinks. */
 	char *target;
 	/* The blob of the last commit, reused while the inode is unchanged. */

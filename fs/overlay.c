@@ -21,6 +21,8 @@ int fs_overlay_new(struct fs_overlay **out, const char *dir, uint64_t base_size)
 		free(ov);
 		return error_set(-e, "cannot create a write overlay in %s: %s", dir, strerror(e));
 	}
+	static uint64_t serials;
+	ov->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
 	ov->base_limit = base_size;
 	if (ftruncate(ov->fd, (off_t)base_size) != 0) {
 		int e = errno;
@@ -38,7 +40,36 @@ void fs_overlay_free(struct fs_overlay *ov)
 	if (ov->fd >= 0)
 		close(ov->fd);
 	free(ov->r);
+	free(ov->early);
 	free(ov);
+}
+
+static void early_drop(struct fs_overlay *ov)
+{
+	ov->nearly = 0;
+	ov->early_end = 0;
+	ov->early_guard = 0;
+	ov->early_epoch++;
+}
+
+int fs_overlay_add_early(struct fs_overlay *ov, const struct fs_early_block *b, size_t n)
+{
+	if (ov->nearly + n > ov->early_cap) {
+		size_t cap = ov->early_cap ? ov->early_cap * 2 : 256;
+		while (cap < ov->nearly + n)
+			cap *= 2;
+		struct fs_early_block *e = realloc(ov->early, cap * sizeof(*e));
+		if (!e)
+			return -ENOMEM; /* the flush cuts them again */
+		ov->early = e;
+		ov->early_cap = cap;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ov->early[ov->nearly++] = b[i];
+		ov->early_end += b[i].len;
+	}
+	ov->early_guard = ov->early_end;
+	return 0;
 }
 
 /* Index of the first range with hi > off (ranges are sorted and disjoint). */
@@ -59,6 +90,8 @@ void fs_overlay_mark(struct fs_overlay *ov, uint64_t lo, uint64_t hi)
 {
 	if (lo >= hi)
 		return;
+	if (lo < ov->early_guard)
+		early_drop(ov);
 	/* Ranges touching [lo, hi) (including adjacent ones) merge into it. */
 	size_t i = first_after(ov, lo ? lo - 1 : 0);
 	size_t j = i;
@@ -127,6 +160,8 @@ int fs_overlay_truncate(struct fs_overlay *ov, uint64_t old_size, uint64_t new_s
 		ov->nranges = i;
 		if (new_size < ov->base_limit)
 			ov->base_limit = new_size;
+		if (new_size < ov->early_guard)
+			early_drop(ov);
 	}
 	if (ftruncate(ov->fd, (off_t)new_size) != 0)
 		return -errno;

@@ -11,15 +11,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/blockid.h"
+
 struct fs_range {
 	uint64_t lo, hi; /* [lo, hi) */
 };
 
+/* One block cut ahead of the flush (see fs_rechunk_ahead). */
+struct fs_early_block {
+	blockid_t id;
+	uint32_t len;
+	int hole;
+};
+
 struct fs_overlay {
 	int fd;
+	uint64_t serial; /* unique per overlay: tells a new one at an old address apart */
 	uint64_t base_limit;
 	size_t nranges, cap;
 	struct fs_range *r;
+	/* A file written from scratch (base_limit 0) is cut into blocks while
+	 * it is being written: [0, early_end) is already cut into early[].
+	 * Any change below early_guard (early_end, or the end of the window
+	 * being cut right now) throws that away and bumps early_epoch. */
+	uint64_t early_end, early_guard, early_epoch;
+	size_t nearly, early_cap;
+	struct fs_early_block *early;
 };
 
 /* dir: where the temp file goes (same filesystem as the state). */
@@ -37,6 +54,9 @@ void fs_overlay_note_write(struct fs_overlay *ov, size_t len, uint64_t off, uint
 /* Size changes from old_size to new_size. */
 int fs_overlay_truncate(struct fs_overlay *ov, uint64_t old_size, uint64_t new_size);
 void fs_overlay_mark(struct fs_overlay *ov, uint64_t lo, uint64_t hi);
+
+/* Appends n blocks cut from [early_end, ...) and moves early_end past them. */
+int fs_overlay_add_early(struct fs_overlay *ov, const struct fs_early_block *b, size_t n);
 
 /* The first range that ends after off, or NULL. */
 const struct fs_range *fs_overlay_next(const struct fs_overlay *ov, uint64_t off);

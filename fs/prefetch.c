@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QUEUE_MAX 64
+#define QUEUE_MAX 128
 #define THREADS_MAX 8
 
 struct fs_prefetch {

@@ -90,6 +90,10 @@ struct worker {
 	int k, rc;
 };
 
+/* New blocks are dirty (made here), synced by the caller in one go, and
+ * handed to the disk at once so that the sync has little left to wait for. */
+#define NEW_BLOCK (STORE_DIRTY | STORE_DEFER_SYNC | STORE_WRITEBACK)
+
 static void *hash_some(void *arg)
 {
 	struct worker *w = arg;
@@ -98,13 +102,12 @@ static void *hash_some(void *arg)
 		struct pending *e = &b->e[i];
 		e->hole = all_zero(e->p, e->n);
 		if (!e->hole)
-			w->rc = store_put_data(b->s, &e->id, e->p, e->n,
-					       STORE_DIRTY | STORE_DEFER_SYNC);
+			w->rc = store_put_data(b->s, &e->id, e->p, e->n, NEW_BLOCK);
 	}
 	return NULL;
 }
 
-static int flush_batch(struct batch *b, struct manifest *m, struct fs_rechunk_stats *st)
+static int hash_batch(struct batch *b)
 {
 	struct worker w[WORKERS_MAX];
 	pthread_t t[WORKERS_MAX];
@@ -125,6 +128,12 @@ static int flush_batch(struct batch *b, struct manifest *m, struct fs_rechunk_st
 	int rc = 0;
 	for (int k = 0; k < nw && !rc; k++)
 		rc = w[k].rc;
+	return rc;
+}
+
+static int flush_batch(struct batch *b, struct manifest *m, struct fs_rechunk_stats *st)
+{
+	int rc = hash_batch(b);
 	for (size_t i = 0; i < b->n && !rc; i++) {
 		struct pending *e = &b->e[i];
 		rc = manifest_add_block(m, e->hole ? NULL : &e->id, (uint32_t)e->n);
@@ -171,6 +180,17 @@ int fs_rechunk(struct manifest **out, const struct manifest *old, const struct f
 		if ((rc = manifest_add_block(m, &old->blocks[i].id, old->blocks[i].len)))
 			goto done;
 		st.blocks_reused++;
+	}
+	if (ov && ov->base_limit == 0 && pos == 0 && ov->early_end <= new_size) {
+		/* Cut while the file was being written. */
+		for (size_t i = 0; i < ov->nearly; i++) {
+			const struct fs_early_block *e = &ov->early[i];
+			if ((rc = manifest_add_block(m, e->hole ? NULL : &e->id, e->len)))
+				goto done;
+			st.blocks_new += !e->hole;
+		}
+		pos = ov->early_end;
+		st.bytes_early = ov->early_end;
 	}
 	buf = malloc(WINDOW);
 	if (!buf) {
@@ -249,4 +269,28 @@ done:
 		*stats = st;
 	*out = m;
 	return 0;
+}
+
+_Static_assert(FS_RECHUNK_AHEAD_MAX >= BATCH_MAX, "room for a whole batch");
+
+int fs_rechunk_ahead(const uint8_t *buf, size_t len, struct store *s, struct fs_early_block *out,
+		     size_t *nout)
+{
+	struct batch *bt = calloc(1, sizeof(*bt));
+	if (!bt)
+		return -ENOMEM;
+	bt->s = s;
+	bt->nworkers = 1; /* the other cores are taking in the writes */
+	size_t pos = 0;
+	while (len - pos >= CHUNK_MAX && bt->n < BATCH_MAX) {
+		size_t n = chunk_next(buf + pos, len - pos);
+		bt->e[bt->n++] = (struct pending){ .p = buf + pos, .n = n };
+		pos += n;
+	}
+	int rc = hash_batch(bt);
+	for (size_t i = 0; i < bt->n && !rc; i++)
+		out[i] = (struct fs_early_block){ bt->e[i].id, (uint32_t)bt->e[i].n, bt->e[i].hole };
+	*nout = rc ? 0 : bt->n;
+	free(bt);
+	return rc;
 }

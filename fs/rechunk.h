@@ -16,6 +16,7 @@
 
 struct manifest;
 struct fs_overlay;
+struct fs_early_block;
 struct store;
 
 /* Reads the file's current content (old manifest + overlay). */
@@ -23,6 +24,7 @@ typedef long (*fs_rechunk_read_fn)(void *ctx, void *buf, size_t len, uint64_t of
 
 struct fs_rechunk_stats {
 	uint64_t bytes_chunked; /* bytes read and cut anew */
+	uint64_t bytes_early;   /* taken as cut while the file was written */
 	uint64_t blocks_new, blocks_reused;
 };
 
@@ -32,5 +34,14 @@ struct fs_rechunk_stats {
 int fs_rechunk(struct manifest **out, const struct manifest *old, const struct fs_overlay *ov,
 	       uint64_t new_size, fs_rechunk_read_fn read, void *ctx, struct store *s,
 	       struct fs_rechunk_stats *stats);
+
+/* Cuts blocks off the start of buf, len bytes of a file starting at a cut
+ * point, while more of the file is still to come: only cuts made with
+ * CHUNK_MAX bytes in view are the ones a flush would make, so up to
+ * CHUNK_MAX bytes at the end stay uncut.  Stores the blocks like
+ * fs_rechunk and fills out (room for FS_RECHUNK_AHEAD_MAX). */
+#define FS_RECHUNK_AHEAD_MAX 256
+int fs_rechunk_ahead(const uint8_t *buf, size_t len, struct store *s, struct fs_early_block *out,
+		     size_t *nout);
 
 #endif

@@ -6,7 +6,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. -D_GNU_SOURCE \
  *     tests/fuzz/fuzz_manifest.c core/manifest.c core/blockid.c core/error.c \
- *     core/log.c core/fetch.c core/store.c $(pkg-config --cflags --libs libsodium)
+ *     core/log.c core/fetch.c core/store.c $(pkg-config --cflags --libs libsodium libxxhash)
  */
 
 #include "config.h"

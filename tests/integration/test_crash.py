@@ -133,9 +133,10 @@ def test_corrupted_block_gives_eio_and_other_files_still_read(mounts, peercling,
     write_file(mountpoint / "bystander", bystander)
     mounts.umount(mountpoint)
 
-    # The cache holds plain bytes: the blocks of `victim` are pieces of it.
+    # A block file is the plain bytes plus a 16-byte checksum trailer: the
+    # blocks of `victim` are pieces of it.
     mine = [b for b in volume.block_files()
-            if len(b.read_bytes()) >= 64 and b.read_bytes() in victim]
+            if len(b.read_bytes()) >= 80 and b.read_bytes()[:-16] in victim]
     assert mine, "no block file under %s/blocks holds a piece of the file" % volume.dir
     bad = mine[len(mine) // 2]
     raw = bytearray(bad.read_bytes())

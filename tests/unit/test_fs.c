@@ -10,6 +10,7 @@
 #include "core/volume.h"
 #include "fs/fs.h"
 #include "fs/journal.h"
+#include "fs/overlay.h"
 #include "tap.h"
 
 #include <errno.h>
@@ -201,6 +202,79 @@ static void a_small_write_in_a_big_file_rechunks_only_around_it(void)
 	free(data);
 }
 
+static int same_blocks(const struct manifest *a, const struct manifest *b)
+{
+	if (a->nblocks != b->nblocks)
+		return 0;
+	for (size_t i = 0; i < a->nblocks; i++)
+		if (a->blocks[i].len != b->blocks[i].len ||
+		    memcmp(a->blocks[i].id.b, b->blocks[i].id.b, BLOCKID_SIZE))
+			return 0;
+	return 1;
+}
+
+static void write_in_steps(struct fs *fs, struct fs_inode *f, const uint8_t *data, size_t len,
+			   int backwards)
+{
+	size_t step = 1u << 20;
+	for (size_t k = 0; k < len / step; k++) {
+		size_t off = (backwards ? len / step - 1 - k : k) * step;
+		CHECK_EQ(fs_write(fs, f, data + off, step, off), (long)step);
+	}
+}
+
+/* Blocks cut while a file is written must be exactly those a flush would
+ * cut, and a write back into them must not let stale ones through. */
+static void blocks_cut_while_writing_match_a_cut_at_flush(void)
+{
+	struct volume *v = new_volume();
+	struct fs *fs = NULL;
+	size_t len = 40u << 20;
+	uint8_t *data = malloc(len), *patched = malloc(len);
+	fill_random(data, len);
+	memcpy(patched, data, len);
+	memcpy(patched + (1u << 20) + 77, "PATCH", 5);
+	CHECK_EQ(fs_new(&fs, v), 0);
+
+	struct fs_inode *a = mkfile(fs, fs->root, "forward");
+	write_in_steps(fs, a, data, len, 0);
+	CHECK(a->ov && a->ov->early_end >= len / 2);
+	struct fs_inode *b = mkfile(fs, fs->root, "backward");
+	write_in_steps(fs, b, data, len, 1);
+	CHECK(b->ov && b->ov->early_epoch > 0); /* writes landed in cut parts */
+	struct fs_inode *c = mkfile(fs, fs->root, "patched");
+	write_in_steps(fs, c, data, 30u << 20, 0);
+	uint64_t epoch = c->ov ? c->ov->early_epoch : 0;
+	CHECK_EQ(fs_write(fs, c, "PATCH", 5, (1u << 20) + 77), 5);
+	CHECK(c->ov && c->ov->early_epoch != epoch);
+	CHECK_EQ(fs_write(fs, c, patched + (30u << 20), len - (30u << 20), 30u << 20),
+		 (long)(len - (30u << 20)));
+
+	CHECK_EQ(fs_flush(fs, a, 1), 0);
+	CHECK(fs->last_flush.bytes_early >= len / 2);
+	CHECK(fs->last_flush.bytes_chunked <= len - fs->last_flush.bytes_early);
+	CHECK_EQ(fs_flush(fs, b, 1), 0);
+	CHECK_EQ(fs_flush(fs, c, 1), 0);
+	CHECK(a->m && b->m && same_blocks(a->m, b->m));
+	CHECK(content_is(fs, a, data, len));
+	CHECK(content_is(fs, c, patched, len));
+	CHECK_EQ(fs_commit(fs, "early", NULL), 0);
+	fs_free(fs);
+
+	CHECK_EQ(fs_new(&fs, v), 0);
+	a = lookup(fs, fs->root, "forward");
+	c = lookup(fs, fs->root, "patched");
+	CHECK(a && c);
+	if (a && c) {
+		CHECK(content_is(fs, a, data, len));
+		CHECK(content_is(fs, c, patched, len));
+	}
+	fs_free(fs);
+	volume_free(v);
+	free(data);
+	free(patched);
+}
+
 static void truncate_and_sparse_writes_read_back_zeros(void)
 {
 	struct volume *v = new_volume();
@@ -277,6 +351,7 @@ int main(void)
 	TEST(the_journal_restores_what_was_not_committed);
 	TEST(a_journal_already_in_a_commit_is_not_replayed_again);
 	TEST(a_small_write_in_a_big_file_rechunks_only_around_it);
+	TEST(blocks_cut_while_writing_match_a_cut_at_flush);
 	TEST(truncate_and_sparse_writes_read_back_zeros);
 	TEST(a_corrupt_block_reads_as_eio_not_wrong_data);
 	tap_rmrf(home);
