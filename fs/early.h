@@ -4,8 +4,10 @@
  * one, so a 1 GiB file written in one go would make its close or fsync wait
  * for 1 GiB of hashing.  A file written from scratch (created, or truncated
  * to zero) mostly grows at the end, and whatever lies well behind the end
- * will not change again: the writer cuts and stores those blocks while it
- * writes, on its own thread, and the flush starts where that left off.  A
+ * will not change again: the writing thread cuts those blocks while the
+ * file is still being written (hashing on all cores), so that work overlaps
+ * the writes instead of following them, and the flush starts where it left
+ * off.  A
  * write back into the part already cut throws the early blocks away (they
  * stay in the store as garbage that costs an upload at most): correctness
  * never depends on the guess. */

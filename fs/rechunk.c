@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,7 @@ struct batch {
 struct worker {
 	struct batch *b;
 	int k, rc;
+	char why[256]; /* rc's message, from this worker's thread */
 };
 
 /* New blocks are dirty (made here), synced by the caller in one go, and
@@ -104,6 +106,8 @@ static void *hash_some(void *arg)
 		if (!e->hole)
 			w->rc = store_put_data(b->s, &e->id, e->p, e->n, NEW_BLOCK);
 	}
+	if (w->rc)
+		snprintf(w->why, sizeof(w->why), "%s", error_last());
 	return NULL;
 }
 
@@ -114,7 +118,7 @@ static int hash_batch(struct batch *b)
 	int started[WORKERS_MAX] = { 0 };
 	int nw = b->n < (size_t)b->nworkers ? (int)b->n : b->nworkers;
 	for (int k = 0; k < nw; k++)
-		w[k] = (struct worker){ b, k, 0 };
+		w[k] = (struct worker){ .b = b, .k = k };
 	for (int k = 1; k < nw; k++)
 		started[k] = pthread_create(&t[k], NULL, hash_some, &w[k]) == 0;
 	if (nw > 0)
@@ -125,10 +129,10 @@ static int hash_batch(struct batch *b)
 		else
 			hash_some(&w[k]); /* no thread: do its share here */
 	}
-	int rc = 0;
-	for (int k = 0; k < nw && !rc; k++)
-		rc = w[k].rc;
-	return rc;
+	for (int k = 0; k < nw; k++)
+		if (w[k].rc)
+			return error_set(w[k].rc, "%s", w[k].why);
+	return 0;
 }
 
 static int flush_batch(struct batch *b, struct manifest *m, struct fs_rechunk_stats *st)
@@ -280,7 +284,7 @@ int fs_rechunk_ahead(const uint8_t *buf, size_t len, struct store *s, struct fs_
 	if (!bt)
 		return -ENOMEM;
 	bt->s = s;
-	bt->nworkers = 1; /* the other cores are taking in the writes */
+	bt->nworkers = worker_count();
 	size_t pos = 0;
 	while (len - pos >= CHUNK_MAX && bt->n < BATCH_MAX) {
 		size_t n = chunk_next(buf + pos, len - pos);

@@ -39,7 +39,8 @@ int fs_rechunk(struct manifest **out, const struct manifest *old, const struct f
  * point, while more of the file is still to come: only cuts made with
  * CHUNK_MAX bytes in view are the ones a flush would make, so up to
  * CHUNK_MAX bytes at the end stay uncut.  Stores the blocks like
- * fs_rechunk and fills out (room for FS_RECHUNK_AHEAD_MAX). */
+ * fs_rechunk (hashing on all cores) and fills out (room for
+ * FS_RECHUNK_AHEAD_MAX). */
 #define FS_RECHUNK_AHEAD_MAX 256
 int fs_rechunk_ahead(const uint8_t *buf, size_t len, struct store *s, struct fs_early_block *out,
 		     size_t *nout);

@@ -315,6 +315,7 @@ struct block_uploader {
 	pthread_mutex_t lock;
 	size_t next;
 	int rc;
+	char why[512]; /* rc's message: it was set in a worker's own error slot */
 	unsigned done;
 	uint64_t bytes;
 	void (*progress)(void *p, uint64_t done, uint64_t total);
@@ -346,8 +347,10 @@ static void *upload_blocks_thread(void *arg)
 			rc = store_set_clean(s, &u->l->ids[i]);
 		free(data);
 		pthread_mutex_lock(&u->lock);
-		if (rc && !u->rc)
+		if (rc && !u->rc) {
 			u->rc = rc;
+			snprintf(u->why, sizeof(u->why), "%s", error_last());
+		}
 		if (!rc) {
 			u->done++;
 			u->bytes += len;
@@ -383,7 +386,9 @@ static int upload_blocks(struct cloud *c, struct sync_report *rep,
 	rep->blocks_up += u.done;
 	rep->bytes_up += u.bytes;
 	free(l.ids);
-	return u.rc;
+	if (u.rc)
+		return error_set(u.rc, "%s", u.why[0] ? u.why : strerror(-u.rc));
+	return 0;
 }
 
 /* Marks every object of a tree as present in the cloud. */
@@ -554,8 +559,9 @@ int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report
 					 "uploaded") == 0)
 			git_reference_free(ref);
 	}
-	log_info("uploaded %u blocks (%llu bytes) and %u objects", rep->blocks_up,
-		 (unsigned long long)rep->bytes_up, rep->objects_up);
+	log_info("uploaded %u blocks (%llu bytes) and %u objects%s", rep->blocks_up,
+		 (unsigned long long)rep->bytes_up, rep->objects_up,
+		 rc ? " before the failure below" : "");
 out:
 	git_odb_free(fc.odb);
 	oidset_free(&fc.done);
