@@ -51,21 +51,28 @@ void fetch_free(struct fetch *f)
 }
 
 /* Claims id for this thread; returns the slot, or -1 after having waited
- * for another thread that was fetching it (the caller then retries the
- * store).  With every slot busy, fetches go on unclaimed (slot -2). */
+ * until no other thread was fetching it any more (the caller then retries
+ * the store).  Every release wakes every waiter, so a waiter looks again
+ * before it concludes that its block is done.  With every slot busy,
+ * fetches go on unclaimed (slot -2). */
 static int claim(struct fetch *f, const blockid_t *id)
 {
+	int waited = 0;
 	pthread_mutex_lock(&f->lock);
 	for (;;) {
-		int waited = 0, free_slot = -2;
+		int fetching = 0, free_slot = -2;
 		for (int i = 0; i < INFLIGHT_MAX; i++) {
 			if (f->busy[i] && !blockid_cmp(&f->inflight[i], id)) {
-				pthread_cond_wait(&f->done, &f->lock);
-				waited = 1;
+				fetching = 1;
 				break;
 			}
 			if (!f->busy[i] && free_slot == -2)
 				free_slot = i;
+		}
+		if (fetching) {
+			pthread_cond_wait(&f->done, &f->lock);
+			waited = 1;
+			continue;
 		}
 		if (waited) {
 			pthread_mutex_unlock(&f->lock);

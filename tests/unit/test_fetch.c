@@ -9,6 +9,9 @@
 #include "tap.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
 
 static uint8_t idkey[BLOCKID_KEY_SIZE];
 static const char good[] = "block contents that a peer has";
@@ -130,6 +133,71 @@ static void the_chain_has_a_bounded_number_of_sources(void)
 	teardown(dir, s, f);
 }
 
+/* A source with one slow and one quick block, counting fetches of each. */
+static const char slow_data[] = "a block that takes long to arrive";
+static const char quick_data[] = "a block that arrives at once";
+static blockid_t slow_id, quick_id;
+static int slow_calls, quick_calls;
+
+static int timed_get(void *payload, const blockid_t *id, uint8_t **out, size_t *len)
+{
+	int slow = !blockid_cmp(id, &slow_id);
+	const char *d = slow ? slow_data : quick_data;
+	__atomic_add_fetch(slow ? &slow_calls : &quick_calls, 1, __ATOMIC_RELAXED);
+	usleep(slow ? 300000 : 20000);
+	*len = strlen(d);
+	*out = malloc(*len);
+	memcpy(*out, d, *len);
+	return 0;
+}
+
+struct getter {
+	struct fetch *f;
+	const blockid_t *id;
+	int delay_ms, rc;
+};
+
+static void *get_thread(void *arg)
+{
+	struct getter *g = arg;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	usleep((useconds_t)g->delay_ms * 1000);
+	g->rc = block_get(g->f, g->id, &buf, &len);
+	free(buf);
+	return NULL;
+}
+
+/* A reader waiting for a block another thread is fetching must not be sent
+ * off by the end of some other fetch: it would fetch the block again. */
+static void a_block_in_flight_is_fetched_once_whatever_ends_meanwhile(void)
+{
+	char *dir;
+	struct store *s;
+	struct fetch *f;
+	struct fetch_source src = { "cloud", timed_get, NULL };
+	setup(&dir, &s, &f);
+	fetch_add_source(f, &src);
+	blockid_compute(&slow_id, idkey, slow_data, strlen(slow_data));
+	blockid_compute(&quick_id, idkey, quick_data, strlen(quick_data));
+	struct getter g[4] = {
+		{ f, &slow_id, 0, -1 },  /* fetches the slow block */
+		{ f, &slow_id, 50, -1 }, /* waits for it */
+		{ f, &slow_id, 60, -1 }, /* so does this one */
+		{ f, &quick_id, 70, -1 }, /* ends long before it */
+	};
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(pthread_create(&t[i], NULL, get_thread, &g[i]), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(g[i].rc, 0);
+	CHECK_EQ(slow_calls, 1);
+	CHECK_EQ(quick_calls, 1);
+	teardown(dir, s, f);
+}
+
 int main(void)
 {
 	seal_init();
@@ -138,5 +206,6 @@ int main(void)
 	TEST(a_corrupt_source_is_skipped_for_the_next_one);
 	TEST(no_good_copy_anywhere_is_eio_with_reasons);
 	TEST(the_chain_has_a_bounded_number_of_sources);
+	TEST(a_block_in_flight_is_fetched_once_whatever_ends_meanwhile);
 	TAP_DONE();
 }
