@@ -66,6 +66,13 @@ static void print_human(json_object *st)
 		else
 			printf("cloud:      UNREACHABLE since %s (%s); working offline\n",
 			       jstr(sy, "unreachable_since"), jstr(sy, "last_error"));
+		json_object *up = NULL;
+		if (jint(sy, "syncing") && json_object_object_get_ex(sy, "uploading", &up) && up &&
+		    jint(up, "total"))
+			printf("syncing:    now; %lld of %lld blocks uploaded\n", jint(up, "done"),
+			       jint(up, "total"));
+		else if (jint(sy, "syncing"))
+			printf("syncing:    now\n");
 		if (jint(sy, "conflicts"))
 			printf("conflicts:  %lld merged during this mount (files named "
 			       "'... (conflict from ...)')\n", jint(sy, "conflicts"));

@@ -1,5 +1,6 @@
-/* ctl: a listener thread that serves one connection at a time (requests are
- * rare and short: a sync waits for its commit). */
+/* ctl: a listener thread that answers status itself and hands every other
+ * request (sync, pin: they may take minutes) to a thread of its own, one
+ * such request at a time, so that status answers while a sync runs. */
 #include "config.h"
 #include "fs/ctl.h"
 #include "core/error.h"
@@ -31,6 +32,10 @@ struct fs_ctl {
 	pthread_t thread;
 	char *mountpoint;
 	struct fs_ctl_hooks hooks;
+	pthread_mutex_t serial; /* one long request at a time */
+	pthread_mutex_t lock;   /* active */
+	pthread_cond_t idle;
+	int active; /* threads serving a long request */
 };
 
 void fs_ctl_name(const char *state_dir, char out[FS_CTL_NAME_MAX], size_t *len)
@@ -107,21 +112,9 @@ static char *serve_pin(struct fs_ctl *c, int fd, const char *rel, int pin)
 	return reply;
 }
 
-static void serve(struct fs_ctl *c, int fd)
+static void dispatch(struct fs_ctl *c, int fd, const char *req)
 {
-	struct ucred cred;
-	socklen_t cl = sizeof(cred);
-	char req[4200], *reply = NULL;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
-	    (cred.uid != 0 && cred.uid != getuid())) {
-		dprintf(fd, "error permission denied\n");
-		return;
-	}
-	ssize_t n = read(fd, req, sizeof(req) - 1); /* one short line: one read */
-	if (n <= 0)
-		return;
-	req[n] = '\0';
-	req[strcspn(req, "\r\n")] = '\0';
+	char *reply = NULL;
 	if (strncmp(req, "pin ", 4) == 0 || strncmp(req, "unpin ", 6) == 0) {
 		int pin = req[0] == 'p';
 		reply = serve_pin(c, fd, req + (pin ? 4 : 6), pin);
@@ -164,6 +157,69 @@ static void serve(struct fs_ctl *c, int fd)
 	free(reply);
 }
 
+struct conn {
+	struct fs_ctl *c;
+	int fd;
+	char req[];
+};
+
+static void *conn_thread(void *arg)
+{
+	struct conn *k = arg;
+	struct fs_ctl *c = k->c;
+	pthread_mutex_lock(&c->serial);
+	dispatch(c, k->fd, k->req);
+	pthread_mutex_unlock(&c->serial);
+	close(k->fd);
+	free(k);
+	pthread_mutex_lock(&c->lock);
+	if (--c->active == 0)
+		pthread_cond_broadcast(&c->idle);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* Takes fd (closes it, now or from the request's own thread). */
+static void serve(struct fs_ctl *c, int fd)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	char req[4200];
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
+	    (cred.uid != 0 && cred.uid != getuid())) {
+		dprintf(fd, "error permission denied\n");
+		close(fd);
+		return;
+	}
+	ssize_t n = read(fd, req, sizeof(req) - 1); /* one short line: one read */
+	if (n <= 0) {
+		close(fd);
+		return;
+	}
+	req[n] = '\0';
+	req[strcspn(req, "\r\n")] = '\0';
+	struct conn *k = strcmp(req, "status") ? malloc(sizeof(*k) + strlen(req) + 1) : NULL;
+	pthread_t t;
+	pthread_attr_t attr;
+	if (k) {
+		k->c = c;
+		k->fd = fd;
+		strcpy(k->req, req);
+		pthread_mutex_lock(&c->lock);
+		c->active++;
+		pthread_mutex_unlock(&c->lock);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		int started = pthread_create(&t, &attr, conn_thread, k) == 0;
+		pthread_attr_destroy(&attr);
+		if (!started)
+			conn_thread(k); /* serve it here, then */
+		return;
+	}
+	dispatch(c, fd, req);
+	close(fd);
+}
+
 static void *ctl_thread(void *arg)
 {
 	struct fs_ctl *c = arg;
@@ -180,7 +236,6 @@ static void *ctl_thread(void *arg)
 		if (fd < 0)
 			continue;
 		serve(c, fd);
-		close(fd);
 	}
 	return NULL;
 }
@@ -197,6 +252,9 @@ int fs_ctl_start(struct fs_ctl **out, struct fs *fs, const char *mountpoint,
 	if (hooks)
 		c->hooks = *hooks;
 	c->mountpoint = strdup(mountpoint);
+	pthread_mutex_init(&c->serial, NULL);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->idle, NULL);
 	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	make_addr(fs->vol->dir, &sa, &slen);
 	if (c->sock < 0 || bind(c->sock, (struct sockaddr *)&sa, slen) != 0 ||
@@ -227,6 +285,13 @@ void fs_ctl_stop(struct fs_ctl *c)
 	if (write(c->stop_pipe[1], "x", 1) != 1)
 		log_warn("cannot signal the control thread");
 	pthread_join(c->thread, NULL);
+	pthread_mutex_lock(&c->lock); /* a sync asked for may still be running */
+	while (c->active)
+		pthread_cond_wait(&c->idle, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	pthread_cond_destroy(&c->idle);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->serial);
 	close(c->sock);
 	close(c->stop_pipe[0]);
 	close(c->stop_pipe[1]);

@@ -40,7 +40,24 @@ struct fs_syncer {
 	char last_error[512];
 	struct sync_report last;
 	unsigned conflicts_total;
+	/* The round running now, for status: blocks uploaded of how many. */
+	int syncing;
+	uint64_t up_done, up_total;
+	void (*progress)(void *p, uint64_t done, uint64_t total); /* the caller's */
+	void *progress_p;
 };
+
+/* Keeps the upload's progress for status, and passes it on. */
+static void note_progress(void *p, uint64_t done, uint64_t total)
+{
+	struct fs_syncer *s = p;
+	pthread_mutex_lock(&s->lock);
+	s->up_done = done;
+	s->up_total = total;
+	pthread_mutex_unlock(&s->lock);
+	if (s->progress)
+		s->progress(s->progress_p, done, total);
+}
 
 static void inval(void *payload, const struct fs_inval *w)
 {
@@ -62,7 +79,13 @@ static int run_round(struct fs_syncer *s, struct sync_report *rep,
 {
 	struct sync_worktree wt = { fs_commit_and_merge, s->fs };
 	pthread_mutex_lock(&s->round);
-	int rc = sync_run(s->cloud, &wt, rep, progress, p);
+	s->progress = progress; /* only the round's owner touches these */
+	s->progress_p = p;
+	pthread_mutex_lock(&s->lock);
+	s->syncing = 1;
+	s->up_done = s->up_total = 0;
+	pthread_mutex_unlock(&s->lock);
+	int rc = sync_run(s->cloud, &wt, rep, note_progress, s);
 	if (rc == 0) {
 		/* New versions of pinned files: fetch and keep them too. */
 		struct fs_pin_report pr;
@@ -72,6 +95,7 @@ static int run_round(struct fs_syncer *s, struct sync_report *rep,
 	pthread_mutex_unlock(&s->round);
 	time_t now = time(NULL);
 	pthread_mutex_lock(&s->lock);
+	s->syncing = 0;
 	s->last_try = now;
 	if (rc == 0) {
 		if (!s->reachable)
@@ -157,6 +181,14 @@ static void hook_status(void *p, json_object *o)
 				   json_object_new_string(s->last_error) : NULL);
 	json_object_object_add(c, "conflicts", json_object_new_int64(s->conflicts_total));
 	json_object_object_add(c, "interval", json_object_new_int64(s->interval));
+	json_object_object_add(c, "syncing", json_object_new_boolean(s->syncing));
+	json_object *up = NULL;
+	if (s->syncing) {
+		up = json_object_new_object();
+		json_object_object_add(up, "done", json_object_new_int64((int64_t)s->up_done));
+		json_object_object_add(up, "total", json_object_new_int64((int64_t)s->up_total));
+	}
+	json_object_object_add(c, "uploading", up);
 	pthread_mutex_unlock(&s->lock);
 	json_object_object_add(o, "sync", c);
 }

@@ -224,6 +224,15 @@ def test_server_stopped_mid_upload_loses_nothing_and_the_upload_resumes(tmp_path
             assert sync.poll() is None and 16 <= at_stop < total, (
                 "the upload was not caught midway: sync exit %s, %d of %d blocks in the cloud"
                 % (sync.poll(), at_stop, total))
+            # status answers while the sync waits on the frozen server, and
+            # says how far the upload got.
+            sy = a.vol.status()["sync"]
+            assert sy["syncing"] is True, sy
+            up = sy["uploading"]
+            assert up["total"] == total and 1 <= up["done"] < total, (up, total)
+            text = check(a.pc("status", "vol")).stdout
+            # (the frozen server completes nothing: the count stands still)
+            assert "syncing:    now; %d of %d blocks uploaded" % (up["done"], total) in text, text
             stop_frozen_server(webdav)
 
             # The sync fails, with a message, without a crash.
@@ -245,6 +254,7 @@ def test_server_stopped_mid_upload_loses_nothing_and_the_upload_resumes(tmp_path
             assert_tree(a.mp, digests)
             st = a.vol.status()
             assert st["sync"]["reachable"] is False, st["sync"]
+            assert st["sync"]["syncing"] is False and st["sync"]["uploading"] is None
             assert st["sync"]["unreachable_since"], st["sync"]
             assert server in (st["sync"]["last_error"] or ""), st["sync"]
             assert st["commits"] >= 1   # committed locally before the upload
