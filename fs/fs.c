@@ -16,6 +16,7 @@
 #include "fs/prefetch.h"
 #include "fs/rechunk.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -277,6 +278,76 @@ static int load_cb(const char *tree_path, uint32_t git_mode, const git_oid *oid,
 	return lc->rc;
 }
 
+struct flush_ctx {
+	struct fs *fs;
+	struct fs_inode *ino;
+};
+
+static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_t len,
+			uint64_t off);
+
+static long flush_read(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	struct flush_ctx *fc = ctx;
+	return read_locked(fc->fs, fc->ino, buf, len, off);
+}
+
+/* The new content replaces the old; xattrs belong to the file, not to its
+ * content, so they move over. */
+static void take_content(struct fs_inode *ino, struct manifest *m)
+{
+	if (ino->m) {
+		m->nxattrs = ino->m->nxattrs;
+		m->xattrs = ino->m->xattrs;
+		ino->m->nxattrs = 0;
+		ino->m->xattrs = NULL;
+	}
+	manifest_free(ino->m);
+	ino->m = m;
+}
+
+/* An fsync kept written data in a named overlay file: cut it into blocks
+ * now, on top of what the journal has rebuilt so far for that path. */
+static int replay_data(struct fs *fs, const struct fs_journal_rec *rec)
+{
+	struct fs_inode *a = find_path(fs, rec->path1);
+	if (!a || !S_ISREG(a->mode))
+		return 0; /* removed later on, or never there: nothing to keep */
+	struct fs_overlay ov = { .fd = -1 };
+	uint64_t size;
+	int rc = fs_journal_data_decode(rec->data, rec->len, &size, &ov.base_limit, &ov.r,
+					&ov.nranges);
+	if (rc)
+		return rc;
+	char *path = NULL;
+	if (strchr(rec->path2, '/') || asprintf(&path, "%s/%s", fs->overlay_dir, rec->path2) < 0) {
+		free(ov.r);
+		return -EINVAL;
+	}
+	ov.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (ov.fd < 0) {
+		rc = error_set(-errno, "data kept for %s in %s is gone: %s", rec->path1, path,
+			       strerror(errno));
+		free(path);
+		free(ov.r);
+		return rc;
+	}
+	free(path);
+	struct manifest *m = NULL;
+	struct flush_ctx fc = { fs, a };
+	a->ov = &ov;
+	a->size = size;
+	rc = fs_rechunk(&m, a->m, &ov, size, flush_read, &fc, fs->vol->store, NULL);
+	a->ov = NULL;
+	close(ov.fd);
+	free(ov.r);
+	if (rc)
+		return rc;
+	take_content(a, m);
+	a->blob_valid = 0;
+	return 0;
+}
+
 static int replay_cb(const struct fs_journal_rec *rec, void *payload)
 {
 	struct fs *fs = payload;
@@ -321,6 +392,9 @@ static int replay_cb(const struct fs_journal_rec *rec, void *payload)
 		break;
 	case FS_J_BASE:
 		break;
+	case FS_J_DATA:
+		rc = replay_data(fs, rec);
+		break;
 	case FS_J_EXCHANGE: {
 		a = find_path(fs, rec->path1);
 		b = find_path(fs, rec->path2);
@@ -342,6 +416,21 @@ static int replay_cb(const struct fs_journal_rec *rec, void *payload)
 		log_error("journal record for %s could not be applied: %s", rec->path1,
 			  strerror(-rc));
 	return 0; /* one bad record must not hide the ones after it */
+}
+
+/* Files left in the overlay directory were kept by fsyncs before a stop;
+ * once the journal is replayed and committed they hold nothing needed. */
+static void clean_overlay_dir(struct fs *fs)
+{
+	DIR *d = opendir(fs->overlay_dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && unlinkat(dirfd(d), e->d_name, 0) != 0)
+			log_warn("cannot remove %s/%s: %s", fs->overlay_dir, e->d_name,
+				 strerror(errno));
+	closedir(d);
 }
 
 static int load(struct fs *fs)
@@ -366,9 +455,13 @@ static int load(struct fs *fs)
 	if (fs->replayed > 0) {
 		/* Fold what survived a crash into history at once. */
 		log_warn("recovered %ld changes made after the last commit", fs->replayed);
-		return commit_locked(fs, "recovered after an unclean stop", NULL);
+		rc = commit_locked(fs, "recovered after an unclean stop", NULL);
+	} else {
+		rc = journal_restart(fs);
 	}
-	return journal_restart(fs);
+	if (!rc)
+		clean_overlay_dir(fs);
+	return rc;
 }
 
 int fs_new(struct fs **out, struct volume *vol)
@@ -419,6 +512,9 @@ void fs_free(struct fs *fs)
 	fs_bcache_free(fs->bcache);
 	fs_journal_free(fs->journal);
 	pthread_mutex_destroy(&fs->lock);
+	for (size_t i = 0; i < fs->ndead; i++)
+		free(fs->dead[i]); /* removed at the next mount */
+	free(fs->dead);
 	free(fs->overlay_dir);
 	free(fs);
 }
@@ -700,22 +796,93 @@ int fs_truncate(struct fs *fs, struct fs_inode *ino, uint64_t size)
 	return rc;
 }
 
-struct flush_ctx {
-	struct fs *fs;
-	struct fs_inode *ino;
-};
+/* An fsync of this much data or more keeps it in the overlay (made durable
+ * there, named in the journal) instead of cutting it into blocks first: the
+ * fsync then costs what writing the data costs, and the cutting happens at
+ * close or commit, or has happened while the file was written. */
+#define KEEP_MIN (1u << 20)
 
-static long flush_read(void *ctx, void *buf, size_t len, uint64_t off)
+static uint64_t dirty_bytes(const struct fs_overlay *ov)
 {
-	struct flush_ctx *fc = ctx;
-	return read_locked(fc->fs, fc->ino, buf, len, off);
+	uint64_t n = 0;
+	for (size_t i = 0; i < ov->nranges; i++)
+		n += ov->r[i].hi - ov->r[i].lo;
+	return n;
+}
+
+/* data_lock held.  Journals FS_J_DATA for the overlay as it is now. */
+static int keep_overlay(struct fs *fs, struct fs_inode *ino)
+{
+	struct fs_overlay *ov = ino->ov;
+	uint8_t *body = NULL;
+	size_t len = 0;
+	char *path = NULL, *name = NULL;
+	int rc = fs_overlay_keep(ov, fs->overlay_dir);
+	if (!rc)
+		rc = fs_journal_data_encode(&body, &len, ino->size, ov->base_limit, ov->r,
+					    ov->nranges);
+	if (!rc && !(name = strdup(ov->name)))
+		rc = -ENOMEM;
+	if (rc) {
+		free(body);
+		return rc;
+	}
+	pthread_mutex_lock(&fs->lock);
+	rc = fs_inode_path(&path, ino);
+	if (!rc && ino->parent) {
+		struct fs_journal_rec rec = { FS_J_DATA, 0, path, name, body, len };
+		rc = fs_journal_append(fs->journal, &rec);
+	}
+	if (!rc) {
+		free(ino->kept);
+		free(ino->kept_name);
+		ino->kept = body;
+		ino->kept_len = len;
+		ino->kept_name = name;
+		body = NULL;
+		name = NULL;
+		fs->kept_flushes++;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	free(path);
+	free(body);
+	free(name);
+	return rc;
+}
+
+/* fs->lock held.  The overlay is about to go: its kept file, if any, may be
+ * deleted after the next commit. */
+static void retire_kept(struct fs *fs, struct fs_inode *ino)
+{
+	free(ino->kept);
+	ino->kept = NULL;
+	ino->kept_len = 0;
+	if (!ino->kept_name)
+		return;
+	if (fs->ndead == fs->dead_cap) {
+		size_t cap = fs->dead_cap ? fs->dead_cap * 2 : 16;
+		char **d = realloc(fs->dead, cap * sizeof(*d));
+		if (!d) { /* left for the next mount's clean-up */
+			free(ino->kept_name);
+			ino->kept_name = NULL;
+			return;
+		}
+		fs->dead = d;
+		fs->dead_cap = cap;
+	}
+	fs->dead[fs->ndead++] = ino->kept_name;
+	ino->kept_name = NULL;
 }
 
 int fs_flush(struct fs *fs, struct fs_inode *ino, int sync)
 {
 	int rc = 0;
 	pthread_rwlock_wrlock(&ino->data_lock);
-	if (ino->ov) {
+	if (ino->ov && sync && dirty_bytes(ino->ov) >= KEEP_MIN) {
+		rc = keep_overlay(fs, ino);
+		if (rc)
+			log_error("keeping written data failed: %s", error_last());
+	} else if (ino->ov) {
 		struct manifest *m = NULL;
 		struct flush_ctx fc = { fs, ino };
 		struct fs_rechunk_stats st;
@@ -733,15 +900,8 @@ int fs_flush(struct fs *fs, struct fs_inode *ino, int sync)
 				  (unsigned long long)st.blocks_reused);
 			pthread_mutex_lock(&fs->lock);
 			fs->last_flush = st;
-			if (ino->m) {
-				/* xattrs belong to the file, not to its content. */
-				m->nxattrs = ino->m->nxattrs;
-				m->xattrs = ino->m->xattrs;
-				ino->m->nxattrs = 0;
-				ino->m->xattrs = NULL;
-			}
-			manifest_free(ino->m);
-			ino->m = m;
+			take_content(ino, m);
+			retire_kept(fs, ino);
 			pthread_mutex_unlock(&fs->lock);
 			/* Closing the overlay first drops its pages, so a sync
 			 * writes the new blocks and not the overlay too.  Only
@@ -937,16 +1097,56 @@ static int sync_repo(struct fs *fs)
 	return rc;
 }
 
+/* Data kept by an fsync is not in the commit (only flushed content is):
+ * its record goes into the new journal again, durably. */
+static int rejournal_kept(struct fs *fs, struct fs_inode *dir, int *n)
+{
+	int rc = 0;
+	for (struct fs_inode *c = dir->child_first; c && !rc; c = c->sib_next) {
+		if (S_ISDIR(c->mode)) {
+			rc = rejournal_kept(fs, c, n);
+		} else if (c->kept) {
+			char *path = NULL;
+			rc = fs_inode_path(&path, c);
+			if (!rc) {
+				struct fs_journal_rec rec = { FS_J_DATA, 0, path, c->kept_name,
+							      c->kept, c->kept_len };
+				rc = fs_journal_append(fs->journal, &rec);
+				(*n)++;
+			}
+			free(path);
+		}
+	}
+	return rc;
+}
+
 /* Empties the journal and starts it with the commit its records build on. */
 static int journal_restart(struct fs *fs)
 {
-	int rc = fs_journal_reset(fs->journal);
-	if (rc || !fs->has_head)
+	int rc = fs_journal_reset(fs->journal), n = 0;
+	if (rc)
 		return rc;
+	/* What the dead overlays held is in the commit now. */
+	for (size_t i = 0; i < fs->ndead; i++) {
+		char *p = NULL;
+		if (asprintf(&p, "%s/%s", fs->overlay_dir, fs->dead[i]) > 0 && unlink(p) != 0 &&
+		    errno != ENOENT)
+			log_warn("cannot remove %s: %s", p, strerror(errno));
+		free(p);
+		free(fs->dead[i]);
+	}
+	fs->ndead = 0;
+	if (!fs->has_head)
+		return 0;
 	char head[GIT_OID_HEXSZ + 1];
 	git_oid_tostr(head, sizeof(head), &fs->head);
 	struct fs_journal_rec rec = { FS_J_BASE, 0, "", NULL, (const uint8_t *)head, strlen(head) };
-	return fs_journal_append(fs->journal, &rec);
+	rc = fs_journal_append(fs->journal, &rec);
+	if (!rc)
+		rc = rejournal_kept(fs, fs->root, &n);
+	if (!rc && n)
+		rc = fs_journal_sync(fs->journal);
+	return rc;
 }
 
 static int commit_locked(struct fs *fs, const char *message, int *made)

@@ -51,6 +51,11 @@ struct fs {
 	int replay_skip;
 	long replayed;
 	struct fs_rechunk_stats last_flush; /* for tests and the debug log */
+	uint64_t kept_flushes; /* fsyncs answered by keeping the overlay (tests) */
+	/* Kept overlay files whose data is now in blocks: deleted once a
+	 * commit has made that durable. */
+	char **dead;
+	size_t ndead, dead_cap;
 	/* Set by the daemon: tells the kernel what changed underneath. */
 	void (*inval)(void *payload, const struct fs_inval *what);
 	void *inval_payload;

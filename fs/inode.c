@@ -53,6 +53,8 @@ static void inode_destroy(struct fs_inode *ino)
 {
 	manifest_free(ino->m);
 	fs_overlay_free(ino->ov);
+	free(ino->kept);
+	free(ino->kept_name);
 	pthread_rwlock_destroy(&ino->data_lock);
 	free(ino->target);
 	free(ino->name);

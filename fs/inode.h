@@ -42,6 +42,12 @@ struct fs_inode {
 	uint64_t ra_next;
 	/* Set while a writer cuts blocks ahead of the flush (fs/early.c). */
 	int early_busy;
+	/* After an fsync that kept the data in a named overlay (FS_J_DATA):
+	 * the record's body and the file's name, to journal again after a
+	 * commit empties the journal.  fs->lock guards them. */
+	uint8_t *kept;
+	size_t kept_len;
+	char *kept_name;
 	/* Symlinks. */
 	char *target;
 	/* The blob of the last commit, reused while the inode is unchanged. */

@@ -5,6 +5,7 @@
 #include "fs/journal.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "fs/overlay.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,7 +99,7 @@ static int parse_body(const uint8_t *b, uint32_t blen, struct fs_journal_rec *re
 		return -EINVAL;
 	uint16_t l1 = get16(b + 5), l2 = get16(b + 7);
 	uint32_t l3 = get32(b + 9);
-	if ((uint64_t)HDR_SIZE + l1 + l2 + l3 != blen || b[0] < FS_J_PUT || b[0] > FS_J_BASE)
+	if ((uint64_t)HDR_SIZE + l1 + l2 + l3 != blen || b[0] < FS_J_PUT || b[0] > FS_J_DATA)
 		return -EINVAL;
 	*p1 = strndup((const char *)b + HDR_SIZE, l1);
 	*p2 = strndup((const char *)b + HDR_SIZE + l1, l2);
@@ -214,4 +215,76 @@ int fs_journal_reset(struct fs_journal *j)
 uint64_t fs_journal_size(struct fs_journal *j)
 {
 	return j->size;
+}
+
+/* ---- FS_J_DATA bodies ---------------------------------------------------- */
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+#define DATA_HEAD (8 + 8 + 4)
+
+int fs_journal_data_encode(uint8_t **out, size_t *len, uint64_t size, uint64_t base_limit,
+			   const struct fs_range *r, size_t n)
+{
+	if (n > (UINT32_MAX - DATA_HEAD) / 16)
+		return error_set(-E2BIG, "too many written ranges to journal");
+	size_t l = DATA_HEAD + 16 * n;
+	uint8_t *b = malloc(l);
+	if (!b)
+		return -ENOMEM;
+	put_u64(b, size);
+	put_u64(b + 8, base_limit);
+	for (int i = 0; i < 4; i++)
+		b[16 + i] = (uint8_t)(n >> (8 * i));
+	for (size_t i = 0; i < n; i++) {
+		put_u64(b + DATA_HEAD + 16 * i, r[i].lo);
+		put_u64(b + DATA_HEAD + 16 * i + 8, r[i].hi);
+	}
+	*out = b;
+	*len = l;
+	return 0;
+}
+
+/* Ranges must be sorted, disjoint, non-empty and within size. */
+int fs_journal_data_decode(const uint8_t *data, size_t len, uint64_t *size,
+			   uint64_t *base_limit, struct fs_range **r, size_t *n)
+{
+	if (len < DATA_HEAD)
+		return -EBADMSG;
+	uint32_t cnt = (uint32_t)data[16] | (uint32_t)data[17] << 8 | (uint32_t)data[18] << 16 |
+		       (uint32_t)data[19] << 24;
+	if ((len - DATA_HEAD) / 16 != cnt || (len - DATA_HEAD) % 16)
+		return -EBADMSG;
+	*size = get_u64(data);
+	*base_limit = get_u64(data + 8);
+	if (*base_limit > *size)
+		return -EBADMSG;
+	struct fs_range *v = malloc((cnt ? cnt : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	uint64_t prev = 0;
+	for (uint32_t i = 0; i < cnt; i++) {
+		v[i].lo = get_u64(data + DATA_HEAD + 16 * i);
+		v[i].hi = get_u64(data + DATA_HEAD + 16 * i + 8);
+		if (v[i].lo >= v[i].hi || v[i].hi > *size || (i && v[i].lo < prev)) {
+			free(v);
+			return -EBADMSG;
+		}
+		prev = v[i].hi;
+	}
+	*r = v;
+	*n = cnt;
+	return 0;
 }

@@ -22,6 +22,8 @@ enum fs_journal_op {
 	FS_J_RENAME = 4,   /* path1 -> path2, replacing path2 */
 	FS_J_EXCHANGE = 5, /* swap path1 and path2 */
 	FS_J_BASE = 6,     /* data: the commit id the records apply to */
+	FS_J_DATA = 7,     /* path1's content is its last PUT plus the ranges in
+			    * the overlay file path2; data: fs_journal_data */
 };
 
 struct fs_journal_rec {
@@ -33,6 +35,15 @@ struct fs_journal_rec {
 };
 
 struct fs_journal;
+struct fs_range;
+
+/* FS_J_DATA's data: little-endian u64 size, u64 base_limit, u32 n, then n
+ * pairs of u64 (lo, hi).  *out malloc'd. */
+int fs_journal_data_encode(uint8_t **out, size_t *len, uint64_t size, uint64_t base_limit,
+			   const struct fs_range *r, size_t n);
+/* *r malloc'd; -EBADMSG when data is not a well-formed encoding. */
+int fs_journal_data_decode(const uint8_t *data, size_t len, uint64_t *size,
+			   uint64_t *base_limit, struct fs_range **r, size_t *n);
 
 int fs_journal_open(struct fs_journal **out, const char *path);
 void fs_journal_free(struct fs_journal *j);

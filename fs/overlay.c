@@ -6,8 +6,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 int fs_overlay_new(struct fs_overlay **out, const char *dir, uint64_t base_size)
@@ -41,7 +43,49 @@ void fs_overlay_free(struct fs_overlay *ov)
 		close(ov->fd);
 	free(ov->r);
 	free(ov->early);
+	free(ov->name);
 	free(ov);
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
+}
+
+int fs_overlay_keep(struct fs_overlay *ov, const char *dir)
+{
+	char proc[64], name[64], *path = NULL;
+	int rc = 0;
+	if (!ov->name) {
+		/* A name no other overlay has, in this mount or a later one. */
+		uint8_t rnd[8];
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return error_set(-EIO, "no random bytes for an overlay name");
+		snprintf(name, sizeof(name), "kept-%llu-%02x%02x%02x%02x%02x%02x%02x%02x",
+			 (unsigned long long)ov->serial, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
+			 rnd[5], rnd[6], rnd[7]);
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", ov->fd);
+		if (asprintf(&path, "%s/%s", dir, name) < 0)
+			return -ENOMEM;
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0)
+			rc = error_set(-errno, "cannot keep written data in %s: %s", path,
+				       strerror(errno));
+		free(path);
+		if (rc)
+			return rc;
+		if (!(ov->name = strdup(name)))
+			return -ENOMEM;
+	}
+	if (fdatasync(ov->fd) != 0)
+		return error_set(-errno, "cannot write data to disk in %s: %s", dir, strerror(errno));
+	/* The name must last too; syncing the directory again costs little. */
+	rc = fsync_dir(dir);
+	return rc ? error_set(rc, "cannot sync %s: %s", dir, strerror(-rc)) : 0;
 }
 
 static void early_drop(struct fs_overlay *ov)

@@ -37,6 +37,9 @@ struct fs_overlay {
 	uint64_t early_end, early_guard, early_epoch;
 	size_t nearly, early_cap;
 	struct fs_early_block *early;
+	/* Set once an fsync gave the temp file a name in the overlay
+	 * directory, so that a journal record can find it after a crash. */
+	char *name;
 };
 
 /* dir: where the temp file goes (same filesystem as the state). */
@@ -54,6 +57,11 @@ void fs_overlay_note_write(struct fs_overlay *ov, size_t len, uint64_t off, uint
 /* Size changes from old_size to new_size. */
 int fs_overlay_truncate(struct fs_overlay *ov, uint64_t old_size, uint64_t new_size);
 void fs_overlay_mark(struct fs_overlay *ov, uint64_t lo, uint64_t hi);
+
+/* Makes what was written durable where it is: names the temp file in dir
+ * (once), then fdatasync.  After this a journal record naming ov->name and
+ * the ranges brings the data back after a crash. */
+int fs_overlay_keep(struct fs_overlay *ov, const char *dir);
 
 /* Appends n blocks cut from [early_end, ...) and moves early_end past them. */
 int fs_overlay_add_early(struct fs_overlay *ov, const struct fs_early_block *b, size_t n);

@@ -1,6 +1,7 @@
 """Crashes and damage: what fsync promises survives kill -9, a corrupted
 block is an I/O error and never wrong data, and saves are batched into few
 commits."""
+import contextlib
 import errno
 import os
 import shutil
@@ -16,6 +17,19 @@ def fsync_write(path, data):
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def open_across_a_crash(path, mode):
+    """open() whose close may fail: the daemon dies while the file is open."""
+    f = open(path, mode)
+    try:
+        yield f
+    finally:
+        try:
+            f.close()
+        except OSError:
+            pass   # its mount is gone
 
 
 def assert_dead_mount(mp):
@@ -39,6 +53,51 @@ def test_fsynced_file_survives_kill_9_of_the_daemon(mounts, volume, mounted):
     fsync_write(mounted / "precious", data)
     crash_and_remount(mounts, volume, mounted)
     assert_same(mounted / "precious", data)
+
+
+def test_a_big_fsync_on_a_file_still_open_survives_kill_9(mounts, volume, mounted):
+    # Much data fsynced is kept where it was written (named in the journal)
+    # and cut into blocks later: here the daemon dies before that happens.
+    data = os.urandom(40 * MiB + 5)
+    with open_across_a_crash(mounted / "big-open", "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+        crash_and_remount(mounts, volume, mounted)
+    assert_same(mounted / "big-open", data)
+
+
+def test_a_big_fsync_survives_a_rename_a_commit_and_kill_9(mounts, volume, mounted):
+    # The commit does not hold the fsynced data (not cut yet); the new
+    # journal must name it again.  Writes after the fsync are not promised.
+    data = os.urandom(8 * MiB)
+    with open_across_a_crash(mounted / "draft", "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+        os.rename(mounted / "draft", mounted / "final")
+        check(mounts.pc("sync", mounted))   # commit: the journal starts over
+        f.write(b"not synced")
+        crash_and_remount(mounts, volume, mounted)
+    assert not (mounted / "draft").exists()
+    got = (mounted / "final").read_bytes()
+    assert got[:len(data)] == data and len(got) in (len(data), len(data) + 10)
+
+
+def test_a_big_overwrite_in_an_old_file_fsynced_survives_kill_9(mounts, volume, mounted, remount):
+    old = os.urandom(12 * MiB)
+    write_file(mounted / "old", old)
+    remount(mounted)
+    patch = os.urandom(3 * MiB)
+    with open_across_a_crash(mounted / "old", "r+b") as f:
+        f.seek(5 * MiB + 3)
+        f.write(patch)
+        f.flush()
+        os.fsync(f.fileno())
+        crash_and_remount(mounts, volume, mounted)
+    want = bytearray(old)
+    want[5 * MiB + 3:8 * MiB + 3] = patch
+    assert_same(mounted / "old", bytes(want))
 
 
 def test_fsynced_overwrite_survives_kill_9(mounts, volume, mounted, remount):

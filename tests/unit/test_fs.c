@@ -13,6 +13,7 @@
 #include "fs/overlay.h"
 #include "tap.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
 
@@ -124,6 +125,71 @@ static void the_journal_restores_what_was_not_committed(void)
 	CHECK_EQ(tree_head(&tree, &commit, v->repo, VOLUME_REF), 0);
 	fs_free(fs);
 	volume_free(v);
+}
+
+static int files_in(const char *dir)
+{
+	int n = 0;
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* An fsync of a lot of data keeps it in the overlay, named in the journal:
+ * a crash brings it back, even after a rename and a commit (which does not
+ * hold unflushed data) came in between; a close cuts it into blocks and
+ * the next commit drops the kept file. */
+static void an_fsync_of_much_data_keeps_it_through_a_crash(void)
+{
+	struct volume *v = new_volume();
+	struct fs *fs = NULL;
+	size_t len = 6u << 20;
+	uint8_t *data = malloc(len);
+	fill_random(data, len);
+	CHECK_EQ(fs_new(&fs, v), 0);
+	struct fs_inode *f = mkfile(fs, fs->root, "kept.bin");
+	CHECK_EQ(fs_write(fs, f, data, len, 0), (long)len);
+	CHECK_EQ(fs_flush(fs, f, 1), 0);
+	CHECK_EQ(fs->kept_flushes, 1);
+	CHECK(f->ov != NULL); /* not cut yet */
+	CHECK_EQ(files_in(fs->overlay_dir), 1);
+	pthread_mutex_lock(&fs->lock);
+	CHECK_EQ(fs_journal_op(fs, FS_J_RENAME, 0, f, "moved.bin"), 0);
+	fs_inode_unlink(fs->table, f);
+	CHECK_EQ(fs_inode_link(fs->table, fs->root, f, "moved.bin"), 0);
+	pthread_mutex_unlock(&fs->lock);
+	CHECK_EQ(fs_commit(fs, "meanwhile", NULL), 0);
+	fs_free(fs); /* a crash: nothing flushed */
+
+	CHECK_EQ(fs_new(&fs, v), 0);
+	f = lookup(fs, fs->root, "moved.bin");
+	CHECK(f != NULL);
+	if (f)
+		CHECK(content_is(fs, f, data, len));
+	CHECK_EQ(files_in(fs->overlay_dir), 0); /* recovered and committed */
+
+	struct fs_inode *g = mkfile(fs, fs->root, "second.bin");
+	CHECK_EQ(fs_write(fs, g, data, len, 0), (long)len);
+	CHECK_EQ(fs_flush(fs, g, 1), 0);
+	CHECK_EQ(files_in(fs->overlay_dir), 1);
+	CHECK_EQ(fs_flush(fs, g, 0), 0); /* close: cut into blocks */
+	CHECK(g->ov == NULL && g->m && g->m->size == len);
+	CHECK_EQ(files_in(fs->overlay_dir), 1); /* until a commit holds the blocks */
+	CHECK_EQ(fs_commit(fs, "closed", NULL), 0);
+	CHECK_EQ(files_in(fs->overlay_dir), 0);
+	fs_free(fs);
+	CHECK_EQ(fs_new(&fs, v), 0);
+	g = lookup(fs, fs->root, "second.bin");
+	CHECK(g != NULL);
+	if (g)
+		CHECK(content_is(fs, g, data, len));
+	fs_free(fs);
+	volume_free(v);
+	free(data);
 }
 
 static void a_journal_already_in_a_commit_is_not_replayed_again(void)
@@ -250,11 +316,11 @@ static void blocks_cut_while_writing_match_a_cut_at_flush(void)
 	CHECK_EQ(fs_write(fs, c, patched + (30u << 20), len - (30u << 20), 30u << 20),
 		 (long)(len - (30u << 20)));
 
-	CHECK_EQ(fs_flush(fs, a, 1), 0);
+	CHECK_EQ(fs_flush(fs, a, 0), 0); /* close: cut what is left */
 	CHECK(fs->last_flush.bytes_early >= len / 2);
 	CHECK(fs->last_flush.bytes_chunked <= len - fs->last_flush.bytes_early);
-	CHECK_EQ(fs_flush(fs, b, 1), 0);
-	CHECK_EQ(fs_flush(fs, c, 1), 0);
+	CHECK_EQ(fs_flush(fs, b, 0), 0);
+	CHECK_EQ(fs_flush(fs, c, 0), 0);
 	CHECK(a->m && b->m && same_blocks(a->m, b->m));
 	CHECK(content_is(fs, a, data, len));
 	CHECK(content_is(fs, c, patched, len));
@@ -349,6 +415,7 @@ int main(void)
 	setenv("PEERCLING_HOME", home, 1);
 	TEST(written_content_survives_commit_and_reload);
 	TEST(the_journal_restores_what_was_not_committed);
+	TEST(an_fsync_of_much_data_keeps_it_through_a_crash);
 	TEST(a_journal_already_in_a_commit_is_not_replayed_again);
 	TEST(a_small_write_in_a_big_file_rechunks_only_around_it);
 	TEST(blocks_cut_while_writing_match_a_cut_at_flush);
