@@ -492,7 +492,8 @@ int fs_new(struct fs **out, struct volume *vol)
 		goto fail;
 	}
 	if ((rc = fs_journal_open(&fs->journal, jpath)) || (rc = load(fs)) ||
-	    (rc = fs_prefetch_new(&fs->prefetch, vol->fetch, fs->bcache, PREFETCH_THREADS)))
+	    (rc = fs_prefetch_new(&fs->prefetch, vol->fetch, fs->bcache, PREFETCH_THREADS)) ||
+	    (rc = fs_early_new(&fs->early, fs)))
 		goto fail;
 	free(jpath);
 	*out = fs;
@@ -507,6 +508,7 @@ void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	fs_early_free(fs->early);
 	fs_prefetch_free(fs->prefetch);
 	fs_table_free(fs->table);
 	fs_bcache_free(fs->bcache);
@@ -733,6 +735,7 @@ long fs_write_with(struct fs *fs, struct fs_inode *ino, size_t len, uint64_t off
 	long w = ensure_overlay(fs, ino);
 	if (!w)
 		w = put(ctx, ino->ov->fd, off);
+	int cut = 0;
 	if (w > 0) {
 		fs_overlay_note_write(ino->ov, (size_t)w, off, ino->size);
 		/* Size and times in one visit to fs->lock: this is the write
@@ -743,11 +746,12 @@ long fs_write_with(struct fs *fs, struct fs_inode *ino, size_t len, uint64_t off
 		clock_gettime(CLOCK_REALTIME, &ino->mtime);
 		ino->ctime = ino->mtime;
 		ino->blob_valid = 0;
+		cut = fs->early && fs_early_due(ino);
 		pthread_mutex_unlock(&fs->lock);
 	}
 	pthread_rwlock_unlock(&ino->data_lock);
-	if (w > 0)
-		fs_early_cut(fs, ino);
+	if (cut)
+		fs_early_queue(fs->early, ino);
 	return w;
 }
 

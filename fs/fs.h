@@ -28,6 +28,7 @@ struct fs_inval {
 	uint64_t ino;
 };
 struct fs_bcache;
+struct fs_early;
 struct fs_prefetch;
 
 struct fs {
@@ -38,6 +39,7 @@ struct fs {
 	struct fs_journal *journal;
 	struct fs_bcache *bcache;
 	struct fs_prefetch *prefetch;
+	struct fs_early *early;
 	char *overlay_dir;
 	uid_t uid;
 	gid_t gid;

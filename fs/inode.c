@@ -207,7 +207,8 @@ static void table_remove(struct fs_table *t, struct fs_inode *n)
 
 void fs_inode_maybe_free(struct fs_table *t, struct fs_inode *n)
 {
-	if (n->parent || n->ino == 1 || n->nlookup || n->open_count || n->child_first)
+	if (n->parent || n->ino == 1 || n->nlookup || n->open_count || n->child_first ||
+	    n->early_busy)
 		return;
 	table_remove(t, n);
 	inode_destroy(n);

@@ -40,7 +40,8 @@ struct fs_inode {
 	/* Where the last read ended: a read starting there is sequential and
 	 * earns readahead.  A hint only, read and written atomically. */
 	uint64_t ra_next;
-	/* Set while a writer cuts blocks ahead of the flush (fs/early.c). */
+	/* Queued for or being cut ahead of the flush (fs/early.c); keeps the
+	 * inode alive.  fs->lock guards it. */
 	int early_busy;
 	/* After an fsync that kept the data in a named overlay (FS_J_DATA):
 	 * the record's body and the file's name, to journal again after a

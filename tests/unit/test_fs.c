@@ -9,6 +9,7 @@
 #include "core/tree.h"
 #include "core/volume.h"
 #include "fs/fs.h"
+#include "fs/early.h"
 #include "fs/journal.h"
 #include "fs/overlay.h"
 #include "tap.h"
@@ -304,17 +305,21 @@ static void blocks_cut_while_writing_match_a_cut_at_flush(void)
 
 	struct fs_inode *a = mkfile(fs, fs->root, "forward");
 	write_in_steps(fs, a, data, len, 0);
+	fs_early_wait(fs->early);
 	CHECK(a->ov && a->ov->early_end >= len / 2);
 	struct fs_inode *b = mkfile(fs, fs->root, "backward");
 	write_in_steps(fs, b, data, len, 1);
-	CHECK(b->ov && b->ov->early_epoch > 0); /* writes landed in cut parts */
+	fs_early_wait(fs->early);
 	struct fs_inode *c = mkfile(fs, fs->root, "patched");
 	write_in_steps(fs, c, data, 30u << 20, 0);
+	fs_early_wait(fs->early);
+	CHECK(c->ov && c->ov->early_end > (1u << 20) + 77);
 	uint64_t epoch = c->ov ? c->ov->early_epoch : 0;
 	CHECK_EQ(fs_write(fs, c, "PATCH", 5, (1u << 20) + 77), 5);
 	CHECK(c->ov && c->ov->early_epoch != epoch);
 	CHECK_EQ(fs_write(fs, c, patched + (30u << 20), len - (30u << 20), 30u << 20),
 		 (long)(len - (30u << 20)));
+	fs_early_wait(fs->early);
 
 	CHECK_EQ(fs_flush(fs, a, 0), 0); /* close: cut what is left */
 	CHECK(fs->last_flush.bytes_early >= len / 2);
