@@ -12,6 +12,7 @@
 #include "fs/rechunk.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -80,10 +81,16 @@ static int cut_one(struct fs_early *e, struct fs_inode *ino)
 	}
 	uint64_t serial = ov->serial, epoch = ov->early_epoch, start = ov->early_end;
 	/* Only this thread writes the early_* fields under the read lock;
-	 * writers, who read them, hold the write lock. */
+	 * writers, who read them, hold the write lock.  From here on a write
+	 * into the window bumps the epoch, so the copy can be made without
+	 * the lock (writers would wait for it), from a descriptor of our own
+	 * that outlives the overlay if a flush frees it meanwhile. */
 	ov->early_guard = start + WINDOW;
-	int rc = read_window(ov->fd, e->buf, WINDOW, start);
+	int fd = fcntl(ov->fd, F_DUPFD_CLOEXEC, 0);
 	pthread_rwlock_unlock(&ino->data_lock);
+	int rc = fd < 0 ? -errno : read_window(fd, e->buf, WINDOW, start);
+	if (fd >= 0)
+		close(fd);
 	if (rc) {
 		log_debug("cannot read ahead of the flush: %s", strerror(-rc));
 		return 0;
