@@ -55,20 +55,6 @@ int fs_early_due(struct fs_inode *ino)
 	return 1;
 }
 
-static int read_window(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		got += (size_t)n;
-	}
-	return 0;
-}
-
 /* Returns 1 when a window was cut and kept (worth another go). */
 static int cut_one(struct fs_early *e, struct fs_inode *ino)
 {
@@ -88,7 +74,7 @@ static int cut_one(struct fs_early *e, struct fs_inode *ino)
 	ov->early_guard = start + WINDOW;
 	int fd = fcntl(ov->fd, F_DUPFD_CLOEXEC, 0);
 	pthread_rwlock_unlock(&ino->data_lock);
-	int rc = fd < 0 ? -errno : read_window(fd, e->buf, WINDOW, start);
+	int rc = fd < 0 ? -errno : fs_overlay_pread(fd, e->buf, WINDOW, start);
 	if (fd >= 0)
 		close(fd);
 	if (rc) {

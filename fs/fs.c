@@ -616,25 +616,6 @@ static int read_manifest(struct fs *fs, const struct manifest *m, uint8_t *buf, 
 	return len ? -EIO : 0;
 }
 
-static int pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t r = pread(fd, buf, len, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0) { /* beyond the temp file's end: zeros */
-			memset(buf, 0, len);
-			return 0;
-		}
-		buf += r;
-		len -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
-}
-
 /* The current content, with data_lock held. */
 static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_t len,
 			uint64_t off)
@@ -652,7 +633,7 @@ static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_
 		if (r && r->lo <= pos) {
 			if (n > r->hi - pos)
 				n = (size_t)(r->hi - pos);
-			rc = pread_full(ino->ov->fd, buf + done, n, pos);
+			rc = fs_overlay_pread(ino->ov->fd, buf + done, n, pos);
 		} else {
 			if (r && n > r->lo - pos)
 				n = (size_t)(r->lo - pos);

@@ -116,6 +116,26 @@ int fs_overlay_add_early(struct fs_overlay *ov, const struct fs_early_block *b, 
 	return 0;
 }
 
+int fs_overlay_pread(int fd, void *out, size_t len, uint64_t off)
+{
+	uint8_t *buf = out;
+	while (len > 0) {
+		ssize_t r = pread(fd, buf, len, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) { /* beyond the temp file's end: zeros */
+			memset(buf, 0, len);
+			return 0;
+		}
+		buf += r;
+		len -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
 /* Index of the first range with hi > off (ranges are sorted and disjoint). */
 static size_t first_after(const struct fs_overlay *ov, uint64_t off)
 {

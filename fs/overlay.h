@@ -66,6 +66,10 @@ int fs_overlay_keep(struct fs_overlay *ov, const char *dir);
 /* Appends n blocks cut from [early_end, ...) and moves early_end past them. */
 int fs_overlay_add_early(struct fs_overlay *ov, const struct fs_early_block *b, size_t n);
 
+/* Reads len bytes at off from an overlay's temp file (fd: ov->fd or a dup
+ * of it); bytes past its end read as zeros, as the file's holes do. */
+int fs_overlay_pread(int fd, void *buf, size_t len, uint64_t off);
+
 /* The first range that ends after off, or NULL. */
 const struct fs_range *fs_overlay_next(const struct fs_overlay *ov, uint64_t off);
 
