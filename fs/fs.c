@@ -1267,7 +1267,7 @@ static void inval_add(struct inval_list *l, uint64_t parent, const char *name, u
 		size_t cap = l->cap ? l->cap * 2 : 32;
 		struct fs_inval *e = realloc(l->e, cap * sizeof(*e));
 		if (!e)
-			return; /* the kernel's caches time out anyway */
+			return; /* the kernel's caches time out (FS_ATTR_TIMEOUT) */
 		l->e = e;
 		l->cap = cap;
 	}

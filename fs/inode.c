@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct fs_table {
 	struct fs_inode **by_ino, **by_dent;
@@ -167,6 +168,8 @@ int fs_inode_link(struct fs_table *t, struct fs_inode *dir, struct fs_inode *chi
 		dir->child_first->sib_prev = child;
 	dir->child_first = child;
 	dir->nchildren++;
+	if (S_ISDIR(child->mode))
+		dir->nsubdirs++;
 	return 0;
 }
 
@@ -191,6 +194,8 @@ void fs_inode_unlink(struct fs_table *t, struct fs_inode *child)
 	child->sib_next = child->sib_prev = child->dent_next = NULL;
 	child->parent = NULL;
 	dir->nchildren--;
+	if (S_ISDIR(child->mode) && dir->nsubdirs)
+		dir->nsubdirs--;
 }
 
 static void table_remove(struct fs_table *t, struct fs_inode *n)

@@ -30,6 +30,7 @@ struct fs_inode {
 	struct fs_inode *dent_next; /* hash chain by (parent, name) */
 	struct fs_inode *child_first, *sib_next, *sib_prev; /* directory entries */
 	uint64_t nchildren;
+	uint64_t nsubdirs; /* of nchildren: directories (st_nlink is 2 + this) */
 
 	/* Regular files: the content as of the last flush, and what was
 	 * written since.  data_lock orders readers and writers of the content;

@@ -46,7 +46,10 @@ static void fill_stat(struct fs *fs, const struct fs_inode *n, struct stat *st)
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->ino;
 	st->st_mode = n->mode;
-	st->st_nlink = S_ISDIR(n->mode) ? 2 : (n->parent || n->ino == FUSE_ROOT_ID ? 1 : 0);
+	if (S_ISDIR(n->mode))
+		st->st_nlink = 2 + (nlink_t)n->nsubdirs; /* ".", its name, each child's ".." */
+	else
+		st->st_nlink = n->parent || n->ino == FUSE_ROOT_ID ? 1 : 0;
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_size = (off_t)(S_ISDIR(n->mode) ? 4096 : n->size);
@@ -92,9 +95,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fill_entry(fs, n, &e);
 	pthread_mutex_unlock(&fs->lock);
 	if (!n) {
-		/* A negative entry the kernel may cache like a positive one. */
+		/* A negative entry the kernel may cache for a while. */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = FS_ENTRY_TIMEOUT;
+		e.entry_timeout = FS_NEGATIVE_TIMEOUT;
 		if (!dir)
 			fuse_reply_err(req, ENOENT);
 		else

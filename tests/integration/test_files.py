@@ -416,6 +416,26 @@ def test_empty_directory_kept_across_remount(mounted, remount):
     assert os.listdir(mounted / "empty") == []
 
 
+def test_directory_link_count_is_two_plus_subdirectories(mounted, remount):
+    """As on ext4: find and other tree walkers read st_nlink."""
+    os.mkdir(mounted / "d")
+    assert os.stat(mounted / "d").st_nlink == 2
+    for name in ("a", "b", "c"):
+        os.mkdir(mounted / "d" / name)
+    write_file(mounted / "d" / "file", b"not a directory")
+    assert os.stat(mounted / "d").st_nlink == 5
+    os.rmdir(mounted / "d" / "c")
+    assert os.stat(mounted / "d").st_nlink == 4
+    os.mkdir(mounted / "other")
+    os.rename(mounted / "d" / "b", mounted / "other" / "b")
+    assert os.stat(mounted / "d").st_nlink == 3
+    assert os.stat(mounted / "other").st_nlink == 3
+    remount(mounted)
+    assert os.stat(mounted / "d").st_nlink == 3
+    assert os.stat(mounted / "other").st_nlink == 3
+    assert os.stat(mounted).st_nlink == 4
+
+
 def test_mkdir_of_existing_name_gives_eexist(mounted):
     os.mkdir(mounted / "d")
     raises_errno(errno.EEXIST, os.mkdir, mounted / "d")

@@ -68,6 +68,38 @@ def test_an_edit_on_one_device_appears_on_the_others_after_sync(devices):
         assert read_file(d.mp / "dir" / "sub" / "data.bin") == read_file(a.mp / "dir" / "sub" / "data.bin")
 
 
+def test_the_kernel_caches_follow_a_merge(devices):
+    """The kernel keeps names and attributes for a minute; a merge must
+    tell it what changed, right away, not when the cache runs out."""
+    (a, b), _, _ = devices(2)
+    os.makedirs(a.mp / "dir")
+    write_file(a.mp / "dir" / "grows", b"short\n")
+    write_file(a.mp / "dir" / "goes", b"to be deleted\n")
+    a.sync()
+    b.sync()
+    # b looks at everything, so that the kernel caches it all.
+    before_dir = os.stat(b.mp / "dir")
+    assert os.stat(b.mp / "dir" / "grows").st_size == 6
+    assert os.stat(b.mp / "dir" / "goes").st_size == 14
+    assert not os.path.exists(b.mp / "dir" / "new")
+    assert not os.path.exists(b.mp / "fresh")
+    write_file(a.mp / "dir" / "grows", b"much longer than before\n")
+    os.unlink(a.mp / "dir" / "goes")
+    os.makedirs(a.mp / "dir" / "new" / "deeper")
+    write_file(a.mp / "dir" / "new" / "deeper" / "f", b"deep\n")
+    os.makedirs(a.mp / "fresh")
+    a.sync()
+    b.sync()
+    assert os.stat(b.mp / "dir" / "grows").st_size == 24
+    assert_same(b.mp / "dir" / "grows", b"much longer than before\n")
+    assert not os.path.exists(b.mp / "dir" / "goes")
+    assert_same(b.mp / "dir" / "new" / "deeper" / "f", b"deep\n")
+    assert os.path.isdir(b.mp / "fresh")
+    after_dir = os.stat(b.mp / "dir")
+    assert after_dir.st_nlink == before_dir.st_nlink + 1, (before_dir, after_dir)
+    assert sorted(os.listdir(b.mp / "dir")) == ["grows", "new"]
+
+
 def test_partial_reads_fetch_only_the_blocks_they_touch(devices):
     (a, b), _, _ = devices(2)
     data = os.urandom(64 * MiB)
