@@ -8,6 +8,8 @@
  * ever needed: put simply replaces it (atomically for readers: a reader
  * sees the old or the new head, never a mix).
  *
+ * Objects under packs/ and index/ are immutable too.
+ *
  * Errors: 0 or a negative errno with error_set():
  *   -ENOENT     no such key
  *   -EACCES     credentials refused (401/403)
@@ -29,6 +31,10 @@ struct backend_ops {
 	int (*get)(struct backend *b, const char *key, uint8_t **out, size_t *out_len);
 	/* 1 present, 0 absent, or -errno. */
 	int (*exists)(struct backend *b, const char *key);
+	/* LEN bytes of KEY from OFF (*out malloc'd): a shorter reply is -EIO,
+	 * so a caller never mistakes a truncated body for data. */
+	int (*get_range)(struct backend *b, const char *key, uint64_t off, size_t len,
+			 uint8_t **out);
 	/* Calls cb for every key starting with prefix (in any order); a
 	 * non-zero return from cb stops the listing and is returned. */
 	int (*list)(struct backend *b, const char *prefix,
@@ -72,6 +78,11 @@ static inline int backend_put(struct backend *b, const char *key, const void *d,
 static inline int backend_get(struct backend *b, const char *key, uint8_t **out, size_t *n)
 {
 	return b->ops->get(b, key, out, n);
+}
+static inline int backend_get_range(struct backend *b, const char *key, uint64_t off,
+				    size_t len, uint8_t **out)
+{
+	return b->ops->get_range(b, key, off, len, out);
 }
 static inline int backend_exists(struct backend *b, const char *key)
 {

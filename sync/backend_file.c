@@ -310,6 +310,45 @@ static int file_get(struct backend *b, const char *key, uint8_t **out, size_t *o
 	return rc ? sys_error(f, -rc, "read", key) : 0;
 }
 
+static int file_get_range(struct backend *b, const char *key, uint64_t off, size_t len,
+			  uint8_t **out)
+{
+	struct file_backend *f = fb(b);
+	*out = NULL;
+	if (!key_valid(key))
+		return bad_key(key);
+	char *path = join(f->dir, key);
+	if (!path)
+		return -ENOMEM;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return sys_error(f, errno, "read", key);
+	uint8_t *p = malloc(len ? len : 1);
+	size_t got = 0;
+	int rc = p ? 0 : -ENOMEM;
+	while (!rc && got < len) {
+		ssize_t n = pread(fd, p + got, len - got, (off_t)(off + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = sys_error(f, errno, "read", key);
+		else if (n == 0)
+			rc = error_set(-EIO, "cloud directory %s: %s is shorter than expected "
+				       "(%zu bytes at %llu asked, %zu there)",
+				       f->dir, key, len, (unsigned long long)off, got);
+		else
+			got += (size_t)n;
+	}
+	close(fd);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
 static int file_exists(struct backend *b, const char *key)
 {
 	struct file_backend *f = fb(b);
@@ -498,6 +537,7 @@ static void file_free(struct backend *b)
 static const struct backend_ops file_ops = {
     .put = file_put,
     .get = file_get,
+    .get_range = file_get_range,
     .exists = file_exists,
     .list = file_list,
     .del = file_del,

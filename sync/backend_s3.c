@@ -313,11 +313,12 @@ static int check_key(struct s3 *s, const char *key)
 }
 
 /* One signed request; on 0 *resp holds the reply (any status). */
-static int s3_do(struct s3 *s, const char *method, const char *url, const void *body, size_t len,
-		 struct http_resp *resp)
+static int s3_do_with(struct s3 *s, const char *method, const char *url, const void *body,
+		      size_t len, const char *extra, struct http_resp *resp)
 {
 	char sha[65], hdr[100];
-	const char *headers[3] = {hdr, s->token_hdr, NULL};
+	const char *headers[4] = {hdr, s->token_hdr ? s->token_hdr : extra,
+				  s->token_hdr ? extra : NULL, NULL};
 	payload_hash(sha, body, len);
 	snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", sha);
 	struct http_req req = {
@@ -328,6 +329,12 @@ static int s3_do(struct s3 *s, const char *method, const char *url, const void *
 	    .body_len = len,
 	};
 	return http_do(s->http, &req, resp);
+}
+
+static int s3_do(struct s3 *s, const char *method, const char *url, const void *body, size_t len,
+		 struct http_resp *resp)
+{
+	return s3_do_with(s, method, url, body, len, NULL, resp);
 }
 
 static int s3_put(struct backend *b, const char *key, const void *data, size_t len)
@@ -371,6 +378,33 @@ static int s3_get(struct backend *b, const char *key, uint8_t **out, size_t *out
 		} else {
 			rc = s3_error(s, r.status, &r, "GET", url, 0);
 		}
+		http_resp_free(&r);
+	}
+	free(url);
+	return rc;
+}
+
+static int s3_get_range(struct backend *b, const char *key, uint64_t off, size_t len,
+			uint8_t **out)
+{
+	struct s3 *s = (struct s3 *)b;
+	struct http_resp r;
+	*out = NULL;
+	int rc = check_key(s, key);
+	if (rc)
+		return rc;
+	char *url = key_url(s, key);
+	if (!url)
+		return error_set(-ENOMEM, "out of memory");
+	char range[64], what[512];
+	http_range_header(range, off, len);
+	rc = s3_do_with(s, "GET", url, NULL, 0, range, &r);
+	if (!rc) {
+		snprintf(what, sizeof(what), "S3 GET %s", url);
+		if (r.status == 200 || r.status == 206)
+			rc = http_range_body(&r, off, len, out, what);
+		else
+			rc = s3_error(s, r.status, &r, "GET", url, 0);
 		http_resp_free(&r);
 	}
 	free(url);
@@ -561,6 +595,7 @@ static void s3_free(struct backend *b)
 static const struct backend_ops s3_ops = {
     .put = s3_put,
     .get = s3_get,
+    .get_range = s3_get_range,
     .exists = s3_exists,
     .list = s3_list,
     .del = s3_del,

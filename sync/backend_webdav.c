@@ -337,6 +337,31 @@ static int dav_get(struct backend *b, const char *key, uint8_t **out, size_t *ou
 	return 0;
 }
 
+static int dav_get_range(struct backend *b, const char *key, uint64_t off, size_t len,
+			 uint8_t **out)
+{
+	struct dav *d = dv(b);
+	*out = NULL;
+	if (!key_valid(key))
+		return bad_key(key);
+	char range[64], what[512];
+	http_range_header(range, off, len);
+	const char *const hdrs[] = {range, NULL};
+	struct http_resp r;
+	int rc = dav_req(d, "GET", key, hdrs, NULL, 0, &r);
+	if (rc)
+		return rc;
+	snprintf(what, sizeof(what), "WebDAV GET %s%s", d->base, key);
+	if (r.status == 404)
+		rc = error_set(-ENOENT, "%s: no such key", key);
+	else if (r.status != 200 && r.status != 206)
+		rc = status_error(d, "GET", key, r.status);
+	else
+		rc = http_range_body(&r, off, len, out, what);
+	http_resp_free(&r);
+	return rc;
+}
+
 static int dav_exists(struct backend *b, const char *key)
 {
 	struct dav *d = dv(b);
@@ -651,6 +676,7 @@ static void dav_free(struct backend *b)
 static const struct backend_ops dav_ops = {
     .put = dav_put,
     .get = dav_get,
+    .get_range = dav_get_range,
     .exists = dav_exists,
     .list = dav_list,
     .del = dav_del,

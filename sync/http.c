@@ -618,3 +618,31 @@ int http_escape(char **out, const char *s, int keep_slash)
 	*p = '\0';
 	return 0;
 }
+
+void http_range_header(char out[64], uint64_t off, size_t len)
+{
+	snprintf(out, 64, "Range: bytes=%llu-%llu", (unsigned long long)off,
+		 (unsigned long long)(off + (len ? len : 1) - 1));
+}
+
+int http_range_body(struct http_resp *r, uint64_t off, size_t len, uint8_t **out,
+		    const char *what)
+{
+	*out = NULL;
+	if (r->status == 206 && r->len == len) {
+		*out = r->body;
+		r->body = NULL;
+		return 0;
+	}
+	if (r->status == 200 && r->len >= off && r->len - off >= len) {
+		uint8_t *p = malloc(len ? len : 1);
+		if (!p)
+			return -ENOMEM;
+		memcpy(p, r->body + off, len);
+		*out = p;
+		return 0;
+	}
+	return error_set(-EIO, "%s: %zu bytes at %llu asked, a %ld reply of %zu bytes came "
+			 "(truncated or not what was stored)", what, len, (unsigned long long)off,
+			 r->status, r->len);
+}

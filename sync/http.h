@@ -50,6 +50,14 @@ void http_resp_free(struct http_resp *r);
  * -EACCES, 5xx -EIO, ...) with an error_set() message naming what. */
 int http_status_errno(long status, const char *what);
 
+/* For a ranged GET: the header asking for LEN bytes from OFF, and the body
+ * of its 2xx reply cut to exactly those bytes (206 as asked, or a 200 with
+ * the whole object from a server that ignores Range).  A short or
+ * misplaced body is -EIO naming WHAT; *out malloc'd, r->body taken. */
+void http_range_header(char out[64], uint64_t off, size_t len);
+int http_range_body(struct http_resp *r, uint64_t off, size_t len, uint8_t **out,
+		    const char *what);
+
 /* Percent-encodes s for a URL path (keep_slash) or a query value. *out malloc'd. */
 int http_escape(char **out, const char *s, int keep_slash);
 
