@@ -142,6 +142,8 @@ static int from_sources(struct fetch *f, const blockid_t *id, uint8_t **out, siz
 		size_t len = 0;
 		log_debug("fetching block %.16s from %s", hex, src->name);
 		int rc = src->get(src->payload, id, &buf, &len);
+		if (rc == -EAGAIN && store_get(f->store, id, out, out_len) == 0)
+			return 0;
 		if (rc == 0) {
 			rc = store_put_cached(f->store, id, buf, len);
 			if (rc == 0 || rc != -EBADMSG) {

@@ -16,7 +16,9 @@ struct store;
 
 struct fetch_source {
 	const char *name;
-	/* *out malloc'd; 0, -ENOENT (does not have it) or another -errno. */
+	/* *out malloc'd; 0, -ENOENT (does not have it) or another -errno.
+	 * -EAGAIN: the source brought it along with others and put it into
+	 * the store itself (checked there); block_get() looks there. */
 	int (*get)(void *payload, const blockid_t *id, uint8_t **out, size_t *out_len);
 	void *payload;
 };

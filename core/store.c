@@ -1513,23 +1513,29 @@ int store_set_clean(struct store *s, const blockid_t *id)
 
 /* Walks a snapshot, so cb may call back into the store (an uploader calls
  * store_set_clean from it). */
-int store_foreach_dirty(struct store *s, int (*cb)(const blockid_t *id, void *payload),
-			void *payload)
+int store_foreach_dirty(struct store *s,
+			int (*cb)(const blockid_t *id, uint64_t size, void *payload), void *payload)
 {
 	pthread_mutex_lock(&s->lock);
 	size_t n = 0, max = s->st.dirty_blocks;
 	blockid_t *ids = malloc((max ? max : 1) * sizeof(*ids));
-	if (!ids) {
+	uint64_t *sizes = malloc((max ? max : 1) * sizeof(*sizes));
+	if (!ids || !sizes) {
 		pthread_mutex_unlock(&s->lock);
+		free(ids);
+		free(sizes);
 		return error_set(-ENOMEM, "out of memory listing dirty blocks");
 	}
-	for (struct link *l = s->dirty.next; l != &s->dirty; l = l->next)
-		ids[n++] = entry_of(l, dirty_link)->id;
+	for (struct link *l = s->dirty.next; l != &s->dirty; l = l->next) {
+		ids[n] = entry_of(l, dirty_link)->id;
+		sizes[n++] = entry_of(l, dirty_link)->size;
+	}
 	pthread_mutex_unlock(&s->lock);
 	int rc = 0;
 	for (size_t i = 0; i < n && !rc; i++)
-		rc = cb(&ids[i], payload);
+		rc = cb(&ids[i], sizes[i], payload);
 	free(ids);
+	free(sizes);
 	return rc;
 }
 

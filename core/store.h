@@ -80,10 +80,10 @@ int store_remove(struct store *s, const blockid_t *id);
 int store_pin(struct store *s, const blockid_t *id);
 int store_unpin(struct store *s, const blockid_t *id);
 int store_set_clean(struct store *s, const blockid_t *id);
-/* Calls cb for every dirty block, in the order they were made dirty; a
- * non-zero return stops the walk and is returned. */
+/* Calls cb for every dirty block, in the order they were made dirty, with
+ * its size on disk; a non-zero return stops the walk and is returned. */
 int store_foreach_dirty(struct store *s,
-			int (*cb)(const blockid_t *id, void *payload), void *payload);
+			int (*cb)(const blockid_t *id, uint64_t size, void *payload), void *payload);
 
 void store_get_stats(struct store *s, struct store_stats *out);
 /* Changes the limit and evicts down to it. */

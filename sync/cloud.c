@@ -8,6 +8,7 @@
 #include "core/seal.h"
 #include "core/volume.h"
 #include "sync/backend.h"
+#include "sync/cloud_impl.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -65,12 +66,14 @@ int cloud_open(struct cloud **out, struct volume *vol)
 		bc.s3_path_style = strcmp(ps, "true") == 0 || strcmp(ps, "1") == 0;
 		free(ps);
 	}
+	p->pub.vol = vol;
 	int rc = backend_open(&p->pub.b, vol->cloud_url, &bc);
+	if (!rc)
+		rc = cloud_packs_new(&p->pub);
 	if (rc) {
 		cloud_free(&p->pub);
 		return rc;
 	}
-	p->pub.vol = vol;
 	*out = &p->pub;
 	return 0;
 }
@@ -80,6 +83,7 @@ void cloud_free(struct cloud *c)
 	if (!c)
 		return;
 	struct cloud_priv *p = (struct cloud_priv *)c;
+	cloud_packs_free(c);
 	if (c->b)
 		backend_free(c->b);
 	for (int i = 0; i < CONFIG_STRINGS; i++)
@@ -89,17 +93,31 @@ void cloud_free(struct cloud *c)
 
 /* ---- sealing ------------------------------------------------------------ */
 
-static int seal_maybe(struct cloud *c, const uint8_t key[SEAL_KEY_SIZE], const void *data,
-		      size_t len, uint8_t **out, size_t *out_len)
+/* With encryption off the cloud holds the bytes themselves. */
+static int plain_copy(const void *data, size_t len, uint8_t **out, size_t *out_len)
 {
-	if (c->vol->encrypt)
-		return seal_seal(out, out_len, key, data, len);
 	*out = malloc(len ? len : 1);
 	if (!*out)
 		return -ENOMEM;
 	memcpy(*out, data, len);
 	*out_len = len;
 	return 0;
+}
+
+int cloud_seal(struct cloud *c, const uint8_t key[SEAL_KEY_SIZE], const void *data, size_t len,
+	       uint8_t **out, size_t *out_len)
+{
+	if (c->vol->encrypt)
+		return seal_seal(out, out_len, key, data, len);
+	return plain_copy(data, len, out, out_len);
+}
+
+int cloud_unseal(struct cloud *c, const uint8_t key[SEAL_KEY_SIZE], const uint8_t *data,
+		 size_t len, uint8_t **out, size_t *out_len)
+{
+	if (c->vol->encrypt)
+		return seal_open(out, out_len, key, data, len);
+	return plain_copy(data, len, out, out_len);
 }
 
 static int open_maybe(struct cloud *c, const uint8_t key[SEAL_KEY_SIZE], uint8_t *data,
@@ -115,20 +133,20 @@ static int open_maybe(struct cloud *c, const uint8_t key[SEAL_KEY_SIZE], uint8_t
 	return rc;
 }
 
-static int put_sealed(struct cloud *c, const char *key, const uint8_t sk[SEAL_KEY_SIZE],
-		      const void *data, size_t len)
+int cloud_put_sealed(struct cloud *c, const char *key, const uint8_t sk[SEAL_KEY_SIZE],
+		     const void *data, size_t len)
 {
 	uint8_t *s = NULL;
 	size_t slen = 0;
-	int rc = seal_maybe(c, sk, data, len, &s, &slen);
+	int rc = cloud_seal(c, sk, data, len, &s, &slen);
 	if (!rc)
 		rc = backend_put(c->b, key, s, slen);
 	free(s);
 	return rc;
 }
 
-static int get_opened(struct cloud *c, const char *key, const uint8_t sk[SEAL_KEY_SIZE],
-		      uint8_t **out, size_t *len)
+int cloud_get_opened(struct cloud *c, const char *key, const uint8_t sk[SEAL_KEY_SIZE],
+		     uint8_t **out, size_t *len)
 {
 	uint8_t *raw = NULL;
 	size_t rlen = 0;
@@ -149,14 +167,14 @@ int cloud_put_volume_info(struct cloud *c)
 	char buf[128];
 	int n = snprintf(buf, sizeof(buf), "peercling-volume 1\nid %s\n", c->vol->volume_id);
 	/* Encrypted volumes seal it; plain ones keep it readable. */
-	return put_sealed(c, "volume", c->vol->keys.head, buf, (size_t)n);
+	return cloud_put_sealed(c, "volume", c->vol->keys.head, buf, (size_t)n);
 }
 
 int cloud_check_volume_info(struct cloud *c)
 {
 	uint8_t *data = NULL;
 	size_t len = 0;
-	int rc = get_opened(c, "volume", c->vol->keys.head, &data, &len);
+	int rc = cloud_get_opened(c, "volume", c->vol->keys.head, &data, &len);
 	if (rc == -EBADMSG)
 		return error_set(-EKEYREJECTED, "the key does not open this cloud's volume: wrong key "
 				 "(check 'peercling key NAME' on a device that has the volume)");
@@ -218,32 +236,21 @@ static void block_key(char out[80], const blockid_t *id)
 	snprintf(out, 80, "blocks/%.2s/%s", hex, hex);
 }
 
-int cloud_put_block(struct cloud *c, const blockid_t *id, const void *data, size_t len)
-{
-	char key[80];
-	block_key(key, id);
-	return put_sealed(c, key, c->vol->keys.block, data, len);
-}
-
-int cloud_has_block(struct cloud *c, const blockid_t *id)
-{
-	char key[80];
-	block_key(key, id);
-	return backend_exists(c->b, key);
-}
-
 /* Not checked against the id here: block_get() does that for every source
  * (store_put_cached), and hashing twice would halve cold reads. */
 int cloud_get_block(struct cloud *c, const blockid_t *id, uint8_t **out, size_t *len)
 {
 	char key[80];
 	block_key(key, id);
-	return get_opened(c, key, c->vol->keys.block, out, len);
+	return cloud_get_opened(c, key, c->vol->keys.block, out, len);
 }
 
 static int source_get(void *payload, const blockid_t *id, uint8_t **out, size_t *len)
 {
-	return cloud_get_block(payload, id, out, len);
+	int rc = cloud_packed_get(payload, id, out, len);
+	if (rc == -ENOENT) /* in no pack this device knows: uploaded alone */
+		rc = cloud_get_block(payload, id, out, len);
+	return rc;
 }
 
 struct fetch_source cloud_block_source(struct cloud *c)
@@ -284,7 +291,7 @@ int cloud_put_object(struct cloud *c, const git_oid *oid)
 		buf[0] = (uint8_t)git_odb_object_type(obj);
 		memcpy(buf + 1, git_odb_object_data(obj), len);
 		object_key(c, key, oid);
-		rc = put_sealed(c, key, c->vol->keys.object, buf, len + 1);
+		rc = cloud_put_sealed(c, key, c->vol->keys.object, buf, len + 1);
 	}
 	free(buf);
 	git_odb_object_free(obj);
@@ -299,7 +306,7 @@ int cloud_get_object(struct cloud *c, const git_oid *oid, git_object_t *type, ui
 	uint8_t *data = NULL;
 	size_t dlen = 0;
 	object_key(c, key, oid);
-	int rc = get_opened(c, key, c->vol->keys.object, &data, &dlen);
+	int rc = cloud_get_opened(c, key, c->vol->keys.object, &data, &dlen);
 	if (rc)
 		return rc;
 	git_oid got;
@@ -329,7 +336,7 @@ int cloud_put_head(struct cloud *c, const git_oid *commit)
 	snprintf(key, sizeof(key), "heads/%s", c->vol->device_id);
 	git_oid_tostr(body, sizeof(body), commit);
 	strcat(body, "\n");
-	return put_sealed(c, key, c->vol->keys.head, body, strlen(body));
+	return cloud_put_sealed(c, key, c->vol->keys.head, body, strlen(body));
 }
 
 struct head_walk {
@@ -345,7 +352,7 @@ static int head_cb(const char *key, void *payload)
 	dev = dev ? dev + 1 : key;
 	uint8_t *data = NULL;
 	size_t len = 0;
-	int rc = get_opened(hw->c, key, hw->c->vol->keys.head, &data, &len);
+	int rc = cloud_get_opened(hw->c, key, hw->c->vol->keys.head, &data, &len);
 	if (rc) {
 		log_warn("ignoring head %s: %s", key, error_last());
 		return 0;

@@ -3,7 +3,12 @@
  * repository objects and device heads:
  *
  *   volume                 sealed {volume id, encrypt}: lets clone check a key
- *   blocks/XX/ID           one block, sealed with the block key (ID: its id)
+ *   packs/XX/NAME          blocks, each sealed with the block key, one after
+ *                          the other (sync/pack.h): how blocks go up
+ *   index/NAME             sealed with the object key: the ids, offsets and
+ *                          lengths of pack NAME's blocks
+ *   blocks/XX/ID           one block, sealed with the block key (ID: its id);
+ *                          how blocks went up before packs, still read
  *   objects/XX/NAME        one git object (1 type byte + raw data), sealed with
  *                          the object key; NAME = keyed BLAKE2b of the git oid,
  *                          so the cloud learns no hash of any content
@@ -24,10 +29,12 @@
 
 struct volume;
 struct backend;
+struct cloud_packs;
 
 struct cloud {
 	struct backend *b;
-	struct volume *vol; /* borrowed */
+	struct volume *vol;      /* borrowed */
+	struct cloud_packs *pk;  /* the packs this device knows (cloud_pack.c) */
 };
 
 /* Opens the backend named by the volume's cloud.url and its config. */
@@ -40,11 +47,18 @@ int cloud_put_volume_info(struct cloud *c);
  * no volume. */
 int cloud_check_volume_info(struct cloud *c);
 
-int cloud_put_block(struct cloud *c, const blockid_t *id, const void *data, size_t len);
+/* Seals n blocks into one new pack, uploads it, then its index, and
+ * remembers it. */
+int cloud_put_pack(struct cloud *c, const blockid_t *ids, uint8_t *const *data,
+		   const size_t *lens, size_t n);
+/* Fetches the indexes of packs this device does not know yet (the cloud's
+ * listing of index/); *added says how many (may be NULL). */
+int cloud_refresh_packs(struct cloud *c, unsigned *added);
+/* 1 when a known pack holds id (it need not go up again), else 0. */
+int cloud_has_packed(struct cloud *c, const blockid_t *id);
 /* Opened (authenticated), not yet checked against id: the fetch chain
  * checks every block; *out malloc'd. */
 int cloud_get_block(struct cloud *c, const blockid_t *id, uint8_t **out, size_t *len);
-int cloud_has_block(struct cloud *c, const blockid_t *id);
 
 int cloud_put_object(struct cloud *c, const git_oid *oid);
 /* The volume id recorded in the cloud (clone uses it); *out malloc'd.

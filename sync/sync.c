@@ -289,23 +289,60 @@ static int merge_unmounted(struct volume *v, struct merge_ctx *mc, git_oid *head
 
 /* ---- upload ------------------------------------------------------------- */
 
+/* Blocks go up in packs (sync/pack.h) of the blocks made dirty one after
+ * the other, which is the order files were written: a later sequential read
+ * then finds its blocks side by side, one ranged GET for many.  A pack's
+ * size bounds the memory of an upload (UPLOAD_THREADS packs, each held
+ * about three times while sealed and sent) and what a failed PUT costs. */
+#define PACK_BYTES (4u << 20)
+#define PACK_BLOCKS 1024
+
 struct id_list {
 	blockid_t *ids;
+	uint64_t *sizes;
 	size_t n, cap;
+	size_t *cut; /* pack k is ids[cut[k]] .. ids[cut[k + 1] - 1] */
+	size_t npacks;
 };
 
-static int collect_dirty(const blockid_t *id, void *payload)
+static int collect_dirty(const blockid_t *id, uint64_t size, void *payload)
 {
 	struct id_list *l = payload;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 256;
 		blockid_t *ids = realloc(l->ids, cap * sizeof(*ids));
-		if (!ids)
+		if (ids)
+			l->ids = ids;
+		uint64_t *sizes = realloc(l->sizes, cap * sizeof(*sizes));
+		if (sizes)
+			l->sizes = sizes;
+		if (!ids || !sizes)
 			return -ENOMEM;
-		l->ids = ids;
 		l->cap = cap;
 	}
-	l->ids[l->n++] = *id;
+	l->ids[l->n] = *id;
+	l->sizes[l->n++] = size;
+	return 0;
+}
+
+static int cut_packs(struct id_list *l)
+{
+	l->cut = malloc((l->n + 1) * sizeof(*l->cut));
+	if (!l->cut)
+		return -ENOMEM;
+	uint64_t bytes = 0;
+	size_t start = 0;
+	l->npacks = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		if (i > start && (bytes + l->sizes[i] > PACK_BYTES || i - start == PACK_BLOCKS)) {
+			l->cut[l->npacks++] = start;
+			start = i;
+			bytes = 0;
+		}
+		bytes += l->sizes[i];
+	}
+	l->cut[l->npacks++] = start;
+	l->cut[l->npacks] = l->n;
 	return 0;
 }
 
@@ -313,47 +350,81 @@ struct block_uploader {
 	struct cloud *c;
 	struct id_list *l;
 	pthread_mutex_t lock;
-	size_t next;
+	size_t next; /* pack */
 	int rc;
 	char why[512]; /* rc's message: it was set in a worker's own error slot */
-	unsigned done;
+	unsigned done, sent;
 	uint64_t bytes;
 	void (*progress)(void *p, uint64_t done, uint64_t total);
 	void *p;
 };
 
-static void *upload_blocks_thread(void *arg)
+/* One pack: its blocks read from the store (those gone or already in a
+ * known pack are simply clean), put, then marked clean. */
+static int upload_pack(struct block_uploader *u, size_t first, size_t end, unsigned *nsent,
+		       uint64_t *nbytes)
 {
-	struct block_uploader *u = arg;
 	struct store *s = u->c->vol->store;
-	for (;;) {
-		pthread_mutex_lock(&u->lock);
-		size_t i = u->next++;
-		int stop = u->rc || i >= u->l->n;
-		pthread_mutex_unlock(&u->lock);
-		if (stop)
-			break;
-		uint8_t *data = NULL;
-		size_t len = 0;
-		int rc = store_get(s, &u->l->ids[i], &data, &len);
+	size_t n = end - first, m = 0;
+	blockid_t *ids = calloc(n, sizeof(*ids));
+	uint8_t **data = calloc(n, sizeof(*data));
+	size_t *lens = calloc(n, sizeof(*lens));
+	int rc = ids && data && lens ? 0 : -ENOMEM;
+	for (size_t i = first; !rc && i < end; i++) {
+		const blockid_t *id = &u->l->ids[i];
+		if (cloud_has_packed(u->c, id)) {
+			rc = store_set_clean(s, id); /* another device sent it */
+			continue;
+		}
+		rc = store_get(s, id, &data[m], &lens[m]);
 		if (rc == -ENOENT) {
 			/* Gone (corrupt and quarantined): nothing to upload. */
-			store_set_clean(s, &u->l->ids[i]);
+			rc = store_set_clean(s, id);
 			continue;
 		}
 		if (!rc)
-			rc = cloud_put_block(u->c, &u->l->ids[i], data, len);
+			ids[m++] = *id;
+	}
+	if (!rc && m)
+		rc = cloud_put_pack(u->c, ids, data, lens, m);
+	*nsent = 0;
+	*nbytes = 0;
+	for (size_t i = 0; i < m; i++) {
 		if (!rc)
-			rc = store_set_clean(s, &u->l->ids[i]);
-		free(data);
+			rc = store_set_clean(s, &ids[i]);
+		*nbytes += lens[i];
+		free(data[i]);
+	}
+	if (!rc)
+		*nsent = (unsigned)m;
+	free(ids);
+	free(data);
+	free(lens);
+	return rc;
+}
+
+static void *upload_blocks_thread(void *arg)
+{
+	struct block_uploader *u = arg;
+	for (;;) {
+		pthread_mutex_lock(&u->lock);
+		size_t k = u->next++;
+		int stop = u->rc || k >= u->l->npacks;
+		pthread_mutex_unlock(&u->lock);
+		if (stop)
+			break;
+		unsigned sent = 0;
+		uint64_t bytes = 0;
+		int rc = upload_pack(u, u->l->cut[k], u->l->cut[k + 1], &sent, &bytes);
 		pthread_mutex_lock(&u->lock);
 		if (rc && !u->rc) {
 			u->rc = rc;
 			snprintf(u->why, sizeof(u->why), "%s", error_last());
 		}
 		if (!rc) {
-			u->done++;
-			u->bytes += len;
+			u->done += (unsigned)(u->l->cut[k + 1] - u->l->cut[k]);
+			u->sent += sent;
+			u->bytes += bytes;
 			if (u->progress)
 				u->progress(u->p, u->done, u->l->n);
 		}
@@ -367,15 +438,21 @@ static int upload_blocks(struct cloud *c, struct sync_report *rep,
 {
 	struct id_list l = { 0 };
 	int rc = store_foreach_dirty(c->vol->store, collect_dirty, &l);
+	if (!rc && l.n)
+		rc = cut_packs(&l);
 	if (rc || l.n == 0) {
 		free(l.ids);
-		return rc;
+		free(l.sizes);
+		free(l.cut);
+		return rc == -ENOMEM ? error_set(rc, "out of memory listing blocks to upload") : rc;
 	}
 	struct block_uploader u = { .c = c, .l = &l, .progress = progress, .p = p };
+	if (progress)
+		progress(p, 0, l.n); /* the total is known before the first pack is up */
 	pthread_mutex_init(&u.lock, NULL);
 	pthread_t t[UPLOAD_THREADS];
 	int started = 0;
-	for (int i = 0; i < UPLOAD_THREADS; i++)
+	for (int i = 0; i < UPLOAD_THREADS && (size_t)i < l.npacks; i++)
 		if (pthread_create(&t[started], NULL, upload_blocks_thread, &u) == 0)
 			started++;
 	if (!started)
@@ -383,9 +460,11 @@ static int upload_blocks(struct cloud *c, struct sync_report *rep,
 	for (int i = 0; i < started; i++)
 		pthread_join(t[i], NULL);
 	pthread_mutex_destroy(&u.lock);
-	rep->blocks_up += u.done;
+	rep->blocks_up += u.sent;
 	rep->bytes_up += u.bytes;
 	free(l.ids);
+	free(l.sizes);
+	free(l.cut);
 	if (u.rc)
 		return error_set(u.rc, "%s", u.why[0] ? u.why : strerror(-u.rc));
 	return 0;
@@ -533,6 +612,10 @@ int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report
 	for (size_t i = 0; !rc && i < hs.n; i++)
 		rc = fetch_graph(&fc, &hs.h[i].commit, 0);
 	rep->objects_down = fc.fetched;
+	/* New history from others names blocks in packs this device has not
+	 * heard of: learn them now (reads would, one miss later). */
+	if (!rc && fc.fetched)
+		rc = cloud_refresh_packs(c, NULL);
 	if (rc)
 		goto out;
 	if (hs.n)

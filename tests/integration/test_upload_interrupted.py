@@ -1,6 +1,6 @@
 """An upload cut off halfway: the WebDAV server stopped while the blocks of a
-big file are going up, and a proxy that resets connections in the middle of
-block PUTs.  Whatever the fault: the sync fails with a message and the
+big file are going up (in packs of a few MiB each), and a proxy that resets
+connections in the middle of pack PUTs.  Whatever the fault: the sync fails with a message and the
 daemon lives on; every file still reads back byte for byte; the blocks not
 uploaded stay queued; the cloud never holds a head of this device whose
 blocks are missing, so a device that clones meanwhile sees a consistent
@@ -77,21 +77,31 @@ def assert_tree(mp, digests):
         assert got == want, "%s: contents differ from what was written" % (mp / rel)
 
 
-def cloud_blocks(webdav, path):
-    """Block files the server holds for the volume at path.  mod_dav_fs
-    writes a PUT into a hidden temporary file and renames it at the end, so
-    these are completed PUTs only."""
+def _files(top):
     n = 0
     try:
-        subs = list(os.scandir(webdav.data / path / "blocks"))
+        entries = list(os.scandir(top))
     except FileNotFoundError:
         return 0
-    for sub in subs:
-        try:
-            n += sum(1 for e in os.scandir(sub.path) if not e.name.startswith("."))
-        except (FileNotFoundError, NotADirectoryError):
-            pass
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        if e.is_dir():
+            n += _files(e.path)
+        else:
+            n += 1
     return n
+
+
+def cloud_packs(webdav, path):
+    """Packs the server holds for the volume at path.  mod_dav_fs writes a
+    PUT into a hidden temporary file and renames it at the end, so these are
+    completed PUTs only."""
+    return _files(webdav.data / path / "packs")
+
+
+def cloud_indexes(webdav, path):
+    return _files(webdav.data / path / "index")
 
 
 def cloud_has_head(webdav, path, device_id):
@@ -163,7 +173,7 @@ class CutPutProxy(FaultProxy):
                 break
             head, buf = got
             n = _content_length(head) or 0
-            block_put = head.startswith(b"PUT ") and b"/blocks/" in head.split(b"\r\n", 1)[0]
+            block_put = head.startswith(b"PUT ") and b"/packs/" in head.split(b"\r\n", 1)[0]
             cut = False
             if block_put and self.let_through is not None:
                 with self._lock:
@@ -215,15 +225,21 @@ def test_server_stopped_mid_upload_loses_nothing_and_the_upload_resumes(tmp_path
         sync = subprocess.Popen([BIN, "sync", str(a.mp)], env=a.pc.env, stdin=subprocess.DEVNULL,
                                 stdout=out_f, stderr=err_f)
         try:
-            # The upload is under way once some blocks have arrived: freeze
-            # the server at once (SIGSTOP: nothing more completes), then stop it.
-            wait_for(lambda: cloud_blocks(webdav, path) >= 16 or sync.poll() is not None, 60,
-                     interval=0.005)
+            # The upload is under way once a pack and its index have arrived
+            # and the daemon counted them: freeze the server at once
+            # (SIGSTOP: nothing more completes), then stop it.  64 MiB go up
+            # in about 16 packs.
+            def counted():
+                up = a.vol.status()["sync"]["uploading"]
+                return up and up["done"] >= 1
+            wait_for(lambda: cloud_indexes(webdav, path) >= 1 or sync.poll() is not None, 60,
+                     interval=0.002)
+            wait_for(lambda: counted() or sync.poll() is not None, 60, interval=0.002)
             os.killpg(webdav.proc.pid, signal.SIGSTOP)
-            at_stop = cloud_blocks(webdav, path)
-            assert sync.poll() is None and 16 <= at_stop < total, (
-                "the upload was not caught midway: sync exit %s, %d of %d blocks in the cloud"
-                % (sync.poll(), at_stop, total))
+            at_stop = cloud_packs(webdav, path)
+            assert sync.poll() is None and 1 <= at_stop < 12, (
+                "the upload was not caught midway: sync exit %s, %d packs in the cloud"
+                % (sync.poll(), at_stop))
             # status answers while the sync waits on the frozen server, and
             # says how far the upload got.
             sy = a.vol.status()["sync"]
@@ -293,7 +309,7 @@ def test_server_stopped_mid_upload_loses_nothing_and_the_upload_resumes(tmp_path
         assert st["cache"]["dirty_blocks"] == 0, st["cache"]
         assert st["sync"]["reachable"] is True and st["sync"]["last_error"] is None, st["sync"]
         assert cloud_has_head(webdav, path, device_a)
-        assert cloud_blocks(webdav, path) >= total
+        assert cloud_indexes(webdav, path) >= cloud_packs(webdav, path) - at_stop >= 4
 
         # b gets everything, fetched from the cloud and checked block by block.
         b.sync()
@@ -318,7 +334,7 @@ def test_connections_reset_in_the_middle_of_block_puts_leave_no_partial_block(tm
         device_a = a.vol.status()["device_id"]
         pid = a.vol.daemon_pid()
 
-        proxy.cut_after(20)   # 20 block PUTs get through, then every one is cut
+        proxy.cut_after(1)   # 1 pack PUT gets through, then every one is cut
         p = a.pc("sync", a.mp, timeout=90)
         assert p.returncode == 1, (p.stdout, p.stderr)
         # The message names what failed: a request to the cloud.
@@ -329,10 +345,11 @@ def test_connections_reset_in_the_middle_of_block_puts_leave_no_partial_block(tm
         st = a.vol.status()
         assert "127.0.0.1:%d/" % proxy.port in (st["sync"]["last_error"] or ""), st["sync"]
         dirty = st["cache"]["dirty_blocks"]
-        assert total - 20 <= dirty < total, (dirty, total)
-        # The server kept exactly the blocks whose PUT completed, none of the
-        # cut ones, and no head of a.
-        assert cloud_blocks(webdav, path) == total - dirty
+        assert 0 < dirty < total, (dirty, total)
+        # The server kept exactly the pack whose PUT completed, with its
+        # index, none of the cut ones, and no head of a.
+        assert cloud_packs(webdav, path) == 1
+        assert cloud_indexes(webdav, path) == 1
         assert not cloud_has_head(webdav, path, device_a)
 
         proxy.stop_cutting()
@@ -340,7 +357,7 @@ def test_connections_reset_in_the_middle_of_block_puts_leave_no_partial_block(tm
         st = a.vol.status()
         assert st["cache"]["dirty_blocks"] == 0, st["cache"]
         assert st["sync"]["last_error"] is None, st["sync"]
-        assert cloud_blocks(webdav, path) == total
+        assert cloud_packs(webdav, path) == cloud_indexes(webdav, path) >= 2
 
         b = dav_device(tmp_path, webdav, "b")   # straight to the server
         devices.append(b)

@@ -623,8 +623,9 @@ struct walk {
 	int clean;
 };
 
-static int collect(const blockid_t *id, void *p)
+static int collect(const blockid_t *id, uint64_t size, void *p)
 {
+	CHECK(size > 0);
 	struct walk *w = p;
 	w->ids[w->n++] = *id;
 	if (w->clean)

@@ -1,0 +1,32 @@
+/* cloud_impl: what cloud.c and cloud_pack.c share inside sync/. */
+#ifndef PEERCLING_CLOUD_IMPL_H
+#define PEERCLING_CLOUD_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/blockid.h"
+#include "core/seal.h"
+
+struct cloud;
+
+/* Sealed with sk when the volume encrypts, else a plain copy; *out malloc'd. */
+int cloud_seal(struct cloud *c, const uint8_t sk[SEAL_KEY_SIZE], const void *data, size_t len,
+	       uint8_t **out, size_t *out_len);
+/* The reverse, of bytes the caller keeps; -EBADMSG when they do not open. */
+int cloud_unseal(struct cloud *c, const uint8_t sk[SEAL_KEY_SIZE], const uint8_t *data,
+		 size_t len, uint8_t **out, size_t *out_len);
+int cloud_put_sealed(struct cloud *c, const char *key, const uint8_t sk[SEAL_KEY_SIZE],
+		     const void *data, size_t len);
+int cloud_get_opened(struct cloud *c, const char *key, const uint8_t sk[SEAL_KEY_SIZE],
+		     uint8_t **out, size_t *len);
+
+/* The packs' state of a cloud: made by cloud_open, freed by cloud_free. */
+int cloud_packs_new(struct cloud *c);
+void cloud_packs_free(struct cloud *c);
+/* A block through the packs: 0 with *out (opened, not yet checked against
+ * its id); -EAGAIN when it was fetched with others and is now in the store;
+ * -ENOENT when no pack is known to hold it. */
+int cloud_packed_get(struct cloud *c, const blockid_t *id, uint8_t **out, size_t *len);
+
+#endif
