@@ -54,8 +54,9 @@ void fetch_free(struct fetch *f)
  * until no other thread was fetching it any more (the caller then retries
  * the store).  Every release wakes every waiter, so a waiter looks again
  * before it concludes that its block is done.  With every slot busy,
- * fetches go on unclaimed (slot -2). */
-static int claim(struct fetch *f, const blockid_t *id)
+ * fetches go on unclaimed (slot -2).  FETCH_NO_WAIT: -3 instead of
+ * waiting. */
+static int claim(struct fetch *f, const blockid_t *id, int flags)
 {
 	int waited = 0;
 	pthread_mutex_lock(&f->lock);
@@ -68,6 +69,10 @@ static int claim(struct fetch *f, const blockid_t *id)
 			}
 			if (!f->busy[i] && free_slot == -2)
 				free_slot = i;
+		}
+		if (fetching && (flags & FETCH_NO_WAIT)) {
+			pthread_mutex_unlock(&f->lock);
+			return -3;
 		}
 		if (fetching) {
 			pthread_cond_wait(&f->done, &f->lock);
@@ -110,27 +115,42 @@ int fetch_add_source(struct fetch *f, const struct fetch_source *src)
 	return 0;
 }
 
-static int from_sources(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len);
+static int from_sources(struct fetch *f, const blockid_t *id, int flags, uint8_t **out,
+			size_t *out_len);
 
-int block_get(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len)
+static int get(struct fetch *f, const blockid_t *id, int flags, uint8_t **out, size_t *out_len)
 {
 	if (store_get(f->store, id, out, out_len) == 0)
 		return 0;
 	if (!f->nsources)
-		return from_sources(f, id, out, out_len);
-	int slot = claim(f, id);
+		return from_sources(f, id, flags, out, out_len);
+	int slot = claim(f, id, flags);
+	if (slot == -3)
+		return -EINPROGRESS;
 	/* Look again: another thread may have brought it between our miss
 	 * and our claim (or while we waited for it). */
 	if (store_get(f->store, id, out, out_len) == 0) {
 		release(f, slot);
 		return 0;
 	}
-	int rc = from_sources(f, id, out, out_len);
+	int rc = from_sources(f, id, flags, out, out_len);
 	release(f, slot);
 	return rc;
 }
 
-static int from_sources(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len)
+int block_get(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len)
+{
+	return get(f, id, 0, out, out_len);
+}
+
+int block_prefetch(struct fetch *f, const blockid_t *id, int flags, uint8_t **out,
+		   size_t *out_len)
+{
+	return get(f, id, flags | FETCH_NO_WAIT, out, out_len);
+}
+
+static int from_sources(struct fetch *f, const blockid_t *id, int flags, uint8_t **out,
+			size_t *out_len)
 {
 	char hex[BLOCKID_HEX_SIZE];
 	char why[512] = "not in the local cache";
@@ -141,9 +161,11 @@ static int from_sources(struct fetch *f, const blockid_t *id, uint8_t **out, siz
 		uint8_t *buf = NULL;
 		size_t len = 0;
 		log_debug("fetching block %.16s from %s", hex, src->name);
-		int rc = src->get(src->payload, id, &buf, &len);
+		int rc = src->get(src->payload, id, flags, &buf, &len);
 		if (rc == -EAGAIN && store_get(f->store, id, out, out_len) == 0)
 			return 0;
+		if (rc == -EINPROGRESS)
+			return rc;
 		if (rc == 0) {
 			rc = store_put_cached(f->store, id, buf, len);
 			if (rc == 0 || rc != -EBADMSG) {

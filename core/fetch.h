@@ -18,12 +18,18 @@ struct fetch_source {
 	const char *name;
 	/* *out malloc'd; 0, -ENOENT (does not have it) or another -errno.
 	 * -EAGAIN: the source brought it along with others and put it into
-	 * the store itself (checked there); block_get() looks there. */
-	int (*get)(void *payload, const blockid_t *id, uint8_t **out, size_t *out_len);
+	 * the store itself (checked there); block_get() looks there.  With
+	 * FETCH_NO_WAIT, -EINPROGRESS: it is on its way already. */
+	int (*get)(void *payload, const blockid_t *id, int flags, uint8_t **out, size_t *out_len);
 	void *payload;
 };
 
 #define FETCH_MAX_SOURCES 4
+/* A readahead: never wait for a fetch already under way. */
+#define FETCH_NO_WAIT 1
+/* Part of a sequential read: the blocks after it will be wanted too, so a
+ * source may bring them along. */
+#define FETCH_SEQUENTIAL 2
 
 struct fetch;
 
@@ -35,5 +41,10 @@ struct store *fetch_store_borrow(struct fetch *f);
 /* *out malloc'd.  -EIO when no source has a good copy (error_last() says
  * which sources were tried and why they failed). */
 int block_get(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len);
+/* The same for readahead: -EINPROGRESS at once when the block is already
+ * being fetched (by another reader, or along with other blocks), so that
+ * the caller goes on to blocks nobody has asked for yet. */
+int block_prefetch(struct fetch *f, const blockid_t *id, int flags, uint8_t **out,
+		   size_t *out_len);
 
 #endif

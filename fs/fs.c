@@ -13,6 +13,7 @@
 #include "fs/early.h"
 #include "fs/journal.h"
 #include "fs/overlay.h"
+#include "core/fetch.h"
 #include "fs/prefetch.h"
 #include "fs/rechunk.h"
 
@@ -681,7 +682,7 @@ static void read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t
 		start += m->blocks[k].len;
 	}
 	if (n)
-		fs_prefetch_queue(fs->prefetch, ids, n);
+		fs_prefetch_queue(fs->prefetch, ids, n, prev == off ? FETCH_SEQUENTIAL : 0);
 }
 
 long fs_read(struct fs *fs, struct fs_inode *ino, void *buf, size_t len, uint64_t off)

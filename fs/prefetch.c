@@ -20,6 +20,7 @@ struct fs_prefetch {
 	pthread_mutex_t lock;
 	pthread_cond_t more;
 	blockid_t q[QUEUE_MAX];
+	int qflags[QUEUE_MAX];
 	size_t head, n;
 	blockid_t busy[THREADS_MAX];
 	int busy_set[THREADS_MAX];
@@ -53,6 +54,7 @@ static void *worker(void *arg)
 		if (p->stopping)
 			break;
 		blockid_t id = p->q[p->head];
+		int flags = p->qflags[p->head];
 		p->head = (p->head + 1) % QUEUE_MAX;
 		p->n--;
 		p->busy[wa->k] = id;
@@ -60,7 +62,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		uint8_t *data = NULL;
 		size_t len = 0;
-		if (block_get(p->f, &id, &data, &len) == 0)
+		if (block_prefetch(p->f, &id, flags, &data, &len) == 0)
 			fs_bcache_put(p->cache, &id, data, len);
 		pthread_mutex_lock(&p->lock);
 		p->busy_set[wa->k] = 0;
@@ -108,7 +110,7 @@ void fs_prefetch_free(struct fs_prefetch *p)
 	free(p);
 }
 
-void fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n)
+void fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, int flags)
 {
 	struct store *s = fetch_store_borrow(p->f);
 	pthread_mutex_lock(&p->lock);
@@ -116,6 +118,7 @@ void fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n)
 		if (blockid_is_zero(&ids[i]) || queued_or_busy(p, &ids[i]) || store_has(s, &ids[i]))
 			continue;
 		p->q[(p->head + p->n) % QUEUE_MAX] = ids[i];
+		p->qflags[(p->head + p->n) % QUEUE_MAX] = flags;
 		p->n++;
 		pthread_cond_signal(&p->more);
 	}

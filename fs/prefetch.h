@@ -17,7 +17,8 @@ int fs_prefetch_new(struct fs_prefetch **out, struct fetch *f, struct fs_bcache 
 		    int threads);
 void fs_prefetch_free(struct fs_prefetch *p);
 /* Queues ids that are not in the store yet; drops them when the queue is
- * full (readahead is a hint, never a promise). */
-void fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n);
+ * full (readahead is a hint, never a promise).  flags: FETCH_SEQUENTIAL
+ * when they come from a sequential read (core/fetch.h). */
+void fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, int flags);
 
 #endif

@@ -245,9 +245,9 @@ int cloud_get_block(struct cloud *c, const blockid_t *id, uint8_t **out, size_t 
 	return cloud_get_opened(c, key, c->vol->keys.block, out, len);
 }
 
-static int source_get(void *payload, const blockid_t *id, uint8_t **out, size_t *len)
+static int source_get(void *payload, const blockid_t *id, int flags, uint8_t **out, size_t *len)
 {
-	int rc = cloud_packed_get(payload, id, out, len);
+	int rc = cloud_packed_get(payload, id, flags, out, len);
 	if (rc == -ENOENT) /* in no pack this device knows: uploaded alone */
 		rc = cloud_get_block(payload, id, out, len);
 	return rc;

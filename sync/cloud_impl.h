@@ -26,7 +26,9 @@ int cloud_packs_new(struct cloud *c);
 void cloud_packs_free(struct cloud *c);
 /* A block through the packs: 0 with *out (opened, not yet checked against
  * its id); -EAGAIN when it was fetched with others and is now in the store;
- * -ENOENT when no pack is known to hold it. */
-int cloud_packed_get(struct cloud *c, const blockid_t *id, uint8_t **out, size_t *len);
+ * -ENOENT when no pack is known to hold it; with FETCH_NO_WAIT (core/fetch.h),
+ * -EINPROGRESS when a window in flight holds it. */
+int cloud_packed_get(struct cloud *c, const blockid_t *id, int flags, uint8_t **out,
+		     size_t *len);
 
 #endif

@@ -2,14 +2,17 @@
  * learning the indexes other devices wrote, and reading blocks back with
  * ranged GETs.
  *
- * A read that follows the block before it in the same pack (a sequential
- * reader, or the prefetch threads working down a file) brings a window of
+ * A read that is part of a sequential read (FETCH_SEQUENTIAL: the prefetch
+ * threads working down a file) or that follows the block before it in the
+ * same pack brings a window of
  * up to WINDOW_MAX bytes in one request; the blocks beyond the asked one go
  * straight into the store.  A reader of a block inside a window in flight
- * waits for that window instead of asking again.  A lone read (random
+ * waits for that window instead of asking again (a readahead goes on to the
+ * next block instead, which starts the next window).  A lone read (random
  * access) asks for its block alone, so a 4 KiB read never costs 1 MiB. */
 #include "config.h"
 #include "core/error.h"
+#include "core/fetch.h"
 #include "core/log.h"
 #include "core/store.h"
 #include "core/volume.h"
@@ -235,15 +238,17 @@ static int in_flight(const struct cloud_packs *pk, uint32_t pack, uint32_t pos)
 
 /* Caller holds pk->lock: the window to fetch for loc, registered (slot
  * returned, or -1 when every slot is busy: fetch alone, unregistered). */
-static int plan(struct cloud *c, const struct pack_loc *loc, uint32_t *last, size_t *bytes)
+static int plan(struct cloud *c, const struct pack_loc *loc, int flags, uint32_t *last,
+		size_t *bytes)
 {
 	struct cloud_packs *pk = c->pk;
 	struct store *st = c->vol->store;
 	struct pack_entry e;
 	*last = loc->pos;
 	*bytes = loc->e.len;
-	int follows = loc->pos > 0 && pack_entry_at(pk->set, loc->pack, loc->pos - 1, &e) &&
-		      (in_flight(pk, loc->pack, loc->pos - 1) || store_has(st, &e.id));
+	int follows = (flags & FETCH_SEQUENTIAL) ||
+		      (loc->pos > 0 && pack_entry_at(pk->set, loc->pack, loc->pos - 1, &e) &&
+		       (in_flight(pk, loc->pack, loc->pos - 1) || store_has(st, &e.id)));
 	while (follows && pack_entry_at(pk->set, loc->pack, *last + 1, &e) &&
 	       *bytes + e.len <= WINDOW_MAX && !in_flight(pk, loc->pack, *last + 1) &&
 	       !store_has(st, &e.id)) {
@@ -305,7 +310,8 @@ static int take_window(struct cloud *c, const struct pack_loc *loc, uint32_t las
 	return rc;
 }
 
-int cloud_packed_get(struct cloud *c, const blockid_t *id, uint8_t **out, size_t *len)
+int cloud_packed_get(struct cloud *c, const blockid_t *id, int flags, uint8_t **out,
+		     size_t *len)
 {
 	struct cloud_packs *pk = c->pk;
 	struct pack_loc loc;
@@ -318,6 +324,10 @@ int cloud_packed_get(struct cloud *c, const blockid_t *id, uint8_t **out, size_t
 	}
 	pthread_mutex_lock(&pk->lock);
 	int waited = 0;
+	if ((flags & FETCH_NO_WAIT) && in_flight(pk, loc.pack, loc.pos)) {
+		pthread_mutex_unlock(&pk->lock);
+		return -EINPROGRESS;
+	}
 	while (in_flight(pk, loc.pack, loc.pos)) {
 		pthread_cond_wait(&pk->done, &pk->lock);
 		waited = 1;
@@ -328,13 +338,15 @@ int cloud_packed_get(struct cloud *c, const blockid_t *id, uint8_t **out, size_t
 	}
 	uint32_t last;
 	size_t bytes;
-	int slot = plan(c, &loc, &last, &bytes);
+	int slot = plan(c, &loc, flags, &last, &bytes);
 	pthread_mutex_unlock(&pk->lock);
 
 	char name[PACK_NAME_SIZE], key[64];
 	uint8_t *buf = NULL;
 	pack_name(pk->set, loc.pack, name);
 	pack_key(key, name);
+	log_debug("pack %.8s: blocks %u-%u (%zu bytes)%s", name, loc.pos, last, bytes,
+		  flags & FETCH_NO_WAIT ? " ahead" : "");
 	int rc = backend_get_range(c->b, key, loc.e.off, bytes, &buf);
 	if (!rc)
 		rc = take_window(c, &loc, last, buf, out, len);

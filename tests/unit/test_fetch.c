@@ -22,7 +22,7 @@ struct fake_source {
 	int have;
 };
 
-static int fake_get(void *payload, const blockid_t *id, uint8_t **out, size_t *len)
+static int fake_get(void *payload, const blockid_t *id, int flags, uint8_t **out, size_t *len)
 {
 	struct fake_source *fs = payload;
 	fs->calls++;
@@ -139,7 +139,7 @@ static const char quick_data[] = "a block that arrives at once";
 static blockid_t slow_id, quick_id;
 static int slow_calls, quick_calls;
 
-static int timed_get(void *payload, const blockid_t *id, uint8_t **out, size_t *len)
+static int timed_get(void *payload, const blockid_t *id, int flags, uint8_t **out, size_t *len)
 {
 	int slow = !blockid_cmp(id, &slow_id);
 	const char *d = slow ? slow_data : quick_data;
