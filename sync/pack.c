@@ -107,10 +107,11 @@ int pack_index_decode(const uint8_t *body, size_t len, uint32_t max_len, struct 
 		 * of them as one range. */
 		if (e[i].off != next || e[i].len == 0 || e[i].len > max_len ||
 		    e[i].len > MAX_SEALED) {
+			unsigned long long off = e[i].off;
+			uint32_t l = e[i].len;
 			free(e);
 			return error_set(-EBADMSG, "pack index entry %u is out of place "
-					 "(offset %llu, %u bytes)", i, (unsigned long long)e[i].off,
-					 e[i].len);
+					 "(offset %llu, %u bytes)", i, off, l);
 		}
 		next = e[i].off + e[i].len;
 	}

@@ -45,7 +45,9 @@ static void round_trip(void)
 	CHECK_EQ(len, (size_t)(PACK_INDEX_HEAD + 40 * PACK_INDEX_ENTRY));
 	CHECK_EQ(pack_index_decode(body, len, MAXLEN, &back, &n), 0);
 	CHECK_EQ(n, (size_t)40);
-	CHECK(back && !memcmp(back, e, sizeof(e)));
+	for (size_t i = 0; back && i < n; i++) /* field by field: there is padding */
+		CHECK(!blockid_cmp(&back[i].id, &e[i].id) && back[i].off == e[i].off &&
+		      back[i].len == e[i].len);
 	free(back);
 	free(body);
 }
