@@ -3,8 +3,8 @@
  * ranged GETs.
  *
  * A read that is part of a sequential read (FETCH_SEQUENTIAL: the prefetch
- * threads working down a file) or that follows the block before it in the
- * same pack brings a window of
+ * threads working down a file), or a reader's read of a block whose
+ * predecessor in the same pack is already stored, brings a window of
  * up to WINDOW_MAX bytes in one request; the blocks beyond the asked one go
  * straight into the store.  A reader of a block inside a window in flight
  * waits for that window instead of asking again (a readahead goes on to the
@@ -246,9 +246,11 @@ static int plan(struct cloud *c, const struct pack_loc *loc, int flags, uint32_t
 	struct pack_entry e;
 	*last = loc->pos;
 	*bytes = loc->e.len;
+	/* A readahead says whether it is sequential; a reader's own block
+	 * counts as sequential when the one before it is already here. */
 	int follows = (flags & FETCH_SEQUENTIAL) ||
-		      (loc->pos > 0 && pack_entry_at(pk->set, loc->pack, loc->pos - 1, &e) &&
-		       (in_flight(pk, loc->pack, loc->pos - 1) || store_has(st, &e.id)));
+		      (!(flags & FETCH_NO_WAIT) && loc->pos > 0 &&
+		       pack_entry_at(pk->set, loc->pack, loc->pos - 1, &e) && store_has(st, &e.id));
 	while (follows && pack_entry_at(pk->set, loc->pack, *last + 1, &e) &&
 	       *bytes + e.len <= WINDOW_MAX && !in_flight(pk, loc->pack, *last + 1) &&
 	       !store_has(st, &e.id)) {

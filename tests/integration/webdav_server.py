@@ -57,7 +57,7 @@ MODULES = [
     ("auth_basic_module", "mod_auth_basic.so"),
     ("dav_module", "mod_dav.so"),
     ("dav_fs_module", "mod_dav_fs.so"),
-]
+]  # mod_log_config is built into Debian's apache2
 START_TIMEOUT = 15  # seconds
 STOP_TIMEOUT = 10
 
@@ -149,6 +149,9 @@ Listen 127.0.0.1:{self.port}
 PidFile "{d}/httpd.pid"
 ErrorLog "{d}/error.log"
 LogLevel warn
+# What tests count: method, status, body bytes sent, path.
+LogFormat "%m %>s %B %U" requests
+CustomLog "{d}/access.log" requests
 {loads}
 {who}
 # Few workers: a test server, not a load test.
@@ -240,6 +243,28 @@ DAVLockDB "{d}/lock/DAVLock"
             if p.exists():
                 out += p.read_text(errors="replace").splitlines()[-n:]
         return "\n".join(out)
+
+    def requests_mark(self):
+        """Where the access log ends now: pass it to requests_since()."""
+        p = self.dir / "access.log"
+        return p.stat().st_size if p.exists() else 0
+
+    def requests_since(self, mark):
+        """[(method, status, body bytes sent, path)] logged after mark.
+        Apache writes a request's line when it has answered it."""
+        p = self.dir / "access.log"
+        if not p.exists():
+            return []
+        with open(p, "rb") as f:
+            f.seek(mark)
+            lines = f.read().decode(errors="replace").splitlines()
+        out = []
+        for line in lines:
+            parts = line.split(" ", 3)
+            if len(parts) == 4:
+                out.append((parts[0], int(parts[1]), 0 if parts[2] == "-" else int(parts[2]),
+                            parts[3]))
+        return out
 
     # ---- addresses -----------------------------------------------------
 

@@ -1,0 +1,163 @@
+"""Blocks in packs on a real WebDAV server (doc/cloud.md): a sync sends a
+file's blocks in a few pack PUTs; a fresh device reading the file from
+start to end takes one ranged GET per window of many blocks; scattered
+small reads fetch single blocks, never whole windows; a pack damaged on
+the server gives EIO for what it holds and never wrong data; a device
+finds packs another device wrote after it started."""
+import os
+import random
+
+import pytest
+
+from helpers import MiB, check, read_file, write_file
+from test_upload_interrupted import dav_device, finish
+from webdav_server import webdav  # noqa: F401  (module-scoped fixture)
+
+MAX_SEALED = 256 * 1024 + 41   # the largest block, sealed
+
+
+def pack_gets(webdav, mark):
+    return [r for r in webdav.requests_since(mark) if r[0] == "GET" and "/packs/" in r[3]]
+
+
+def volume_on(tmp_path, webdav, path, devices, data):
+    """Device a on webdav://.../path with big.bin = data, synced; returns
+    (a, key)."""
+    a = dav_device(tmp_path, webdav, "a")
+    devices.append(a)
+    check(a.pc("init", "vol", "--cloud", webdav.url(path)))
+    cfg = a.vol.dir / "config"
+    cfg.write_text(cfg.read_text() + "[sync]\n\tinterval = 0\n")
+    a.mount()
+    mark = webdav.requests_mark()
+    write_file(a.mp / "big.bin", data)
+    a.sync()
+    puts = [r for r in webdav.requests_since(mark) if r[0] == "PUT" and "/packs/" in r[3]]
+    # 32 MiB at most 4 MiB a pack: about 8 pack PUTs, not one per block.
+    assert 8 <= len(puts) <= 12, puts
+    return a, check(a.pc("key", "vol")).stdout.strip()
+
+
+def clone(tmp_path, webdav, name, path, key, devices):
+    d = dav_device(tmp_path, webdav, name)
+    devices.append(d)
+    check(d.pc("clone", webdav.url(path), "vol", "--key", key))
+    cfg = d.vol.dir / "config"
+    cfg.write_text(cfg.read_text() + "[sync]\n\tinterval = 0\n")
+    d.mount()
+    return d
+
+
+def test_a_cold_sequential_read_takes_one_get_per_window(tmp_path, webdav):
+    devices = []
+    try:
+        data = os.urandom(32 * MiB)
+        a, key = volume_on(tmp_path, webdav, "vol-seq", devices, data)
+        blocks = a.vol.status()["cache"]["blocks"]
+        assert blocks > 300, blocks
+        b = clone(tmp_path, webdav, "b", "vol-seq", key, devices)
+        mark = webdav.requests_mark()
+        got = bytearray()
+        with open(b.mp / "big.bin", "rb") as f:
+            while True:
+                chunk = f.read(MiB)
+                if not chunk:
+                    break
+                got += chunk
+        assert bytes(got) == data
+        gets = pack_gets(webdav, mark)
+        # Windows of up to 1 MiB: about 32 GETs; a few lone blocks where
+        # prefetch threads start out of order.  One GET per block would be
+        # over 400.
+        assert 1 <= len(gets) <= blocks // 4, (len(gets), blocks)
+        assert max(r[2] for r in gets) > 512 * 1024   # windows of many blocks
+        assert sum(r[2] for r in gets) < len(data) * 1.1   # nothing fetched twice
+    finally:
+        finish(devices)
+
+
+def test_scattered_small_reads_fetch_single_blocks(tmp_path, webdav):
+    devices = []
+    try:
+        data = os.urandom(32 * MiB)
+        a, key = volume_on(tmp_path, webdav, "vol-rand", devices, data)
+        c = clone(tmp_path, webdav, "c", "vol-rand", key, devices)
+        offsets = [i * 2 * MiB + 12345 for i in range(16)]
+        random.Random(7).shuffle(offsets)
+        mark = webdav.requests_mark()
+        fd = os.open(c.mp / "big.bin", os.O_RDONLY)
+        try:
+            # No readahead from the kernel either: what is measured is ours.
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+            for off in offsets:
+                assert os.pread(fd, 4096, off) == data[off:off + 4096]
+        finally:
+            os.close(fd)
+        gets = pack_gets(webdav, mark)
+        assert len(gets) >= 16, gets
+        # Each read fetched its block (and at most a neighbour the kernel
+        # asked for), never a window.
+        assert max(r[2] for r in gets) <= 2 * MAX_SEALED, gets
+        assert sum(r[2] for r in gets) <= 16 * 3 * MAX_SEALED, gets
+    finally:
+        finish(devices)
+
+
+def test_a_damaged_pack_gives_eio_never_wrong_data(tmp_path, webdav):
+    devices = []
+    try:
+        data = os.urandom(32 * MiB)
+        a, key = volume_on(tmp_path, webdav, "vol-bad", devices, data)
+        write_file(a.mp / "small.txt", b"unharmed\n")
+        a.sync()
+        packs = sorted((webdav.data / "vol-bad" / "packs").rglob("*"))
+        packs = [p for p in packs if p.is_file()]
+        # Damage the middle of every pack of big.bin (the biggest ones).
+        big = sorted(packs, key=lambda p: p.stat().st_size)[-4:]
+        for p in big:
+            raw = bytearray(p.read_bytes())
+            for k in range(0, len(raw), 300 * 1024):
+                raw[k + 100] ^= 0x55
+            p.write_bytes(bytes(raw))
+        b = clone(tmp_path, webdav, "b", "vol-bad", key, devices)
+        assert read_file(b.mp / "small.txt") == b"unharmed\n"
+        got = bytearray()
+        with pytest.raises(OSError) as e:
+            with open(b.mp / "big.bin", "rb") as f:
+                while True:
+                    chunk = f.read(MiB)
+                    if not chunk:
+                        break
+                    assert chunk == data[len(got):len(got) + len(chunk)], "wrong data"
+                    got += chunk
+        assert e.value.errno == 5, e.value   # EIO
+        # The daemon lives on and says what happened.
+        log = (b.vol.dir / "log").read_text(errors="replace")
+        assert "does not open" in log or "corrupt" in log or "does not match" in log, log[-2000:]
+        assert b.vol.status()["cache"]["blocks"] >= 1
+    finally:
+        finish(devices)
+
+
+def test_a_device_finds_packs_written_after_it_started(tmp_path, webdav):
+    devices = []
+    try:
+        first = os.urandom(4 * MiB)
+        a, key = volume_on(tmp_path, webdav, "vol-late", devices, os.urandom(32 * MiB))
+        b = clone(tmp_path, webdav, "b", "vol-late", key, devices)
+        assert len(read_file(b.mp / "big.bin")) == 32 * MiB
+        # a writes more; b's daemon has never heard of the new packs.
+        write_file(a.mp / "later.bin", first)
+        a.sync()
+        b.sync()
+        assert read_file(b.mp / "later.bin") == first
+        # A restart reads the indexes it keeps, and lists nothing twice.
+        known = sorted(os.listdir(b.vol.dir / "packs"))
+        assert len(known) >= 9, known
+        b.mounts.umount(b.mp)
+        b.mount()
+        mark = webdav.requests_mark()
+        assert read_file(b.mp / "later.bin") == first   # from the cache
+        assert not [r for r in webdav.requests_since(mark) if "/index/" in r[3]]
+    finally:
+        finish(devices)
