@@ -291,21 +291,29 @@ static int read_all(int fd, uint8_t **out, size_t *out_len)
 	return 0;
 }
 
-static int file_get(struct backend *b, const char *key, uint8_t **out, size_t *out_len)
+/* *fd open for reading KEY, or -errno with a message. */
+static int open_key(struct file_backend *f, const char *key, int *fd)
 {
-	struct file_backend *f = fb(b);
-	*out = NULL;
-	*out_len = 0;
 	if (!key_valid(key))
 		return bad_key(key);
 	char *path = join(f->dir, key);
 	if (!path)
 		return -ENOMEM;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	*fd = open(path, O_RDONLY | O_CLOEXEC);
 	free(path);
-	if (fd < 0)
-		return sys_error(f, errno, "read", key);
-	int rc = read_all(fd, out, out_len);
+	return *fd < 0 ? sys_error(f, errno, "read", key) : 0;
+}
+
+static int file_get(struct backend *b, const char *key, uint8_t **out, size_t *out_len)
+{
+	struct file_backend *f = fb(b);
+	int fd;
+	*out = NULL;
+	*out_len = 0;
+	int rc = open_key(f, key, &fd);
+	if (rc)
+		return rc;
+	rc = read_all(fd, out, out_len);
 	close(fd);
 	return rc ? sys_error(f, -rc, "read", key) : 0;
 }
@@ -314,19 +322,14 @@ static int file_get_range(struct backend *b, const char *key, uint64_t off, size
 			  uint8_t **out)
 {
 	struct file_backend *f = fb(b);
+	int fd;
 	*out = NULL;
-	if (!key_valid(key))
-		return bad_key(key);
-	char *path = join(f->dir, key);
-	if (!path)
-		return -ENOMEM;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	free(path);
-	if (fd < 0)
-		return sys_error(f, errno, "read", key);
+	int rc = open_key(f, key, &fd);
+	if (rc)
+		return rc;
 	uint8_t *p = malloc(len ? len : 1);
 	size_t got = 0;
-	int rc = p ? 0 : -ENOMEM;
+	rc = p ? 0 : -ENOMEM;
 	while (!rc && got < len) {
 		ssize_t n = pread(fd, p + got, len - got, (off_t)(off + got));
 		if (n < 0 && errno == EINTR)
