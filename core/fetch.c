@@ -27,6 +27,8 @@ struct fetch {
 	pthread_cond_t done;
 	blockid_t inflight[INFLIGHT_MAX];
 	int busy[INFLIGHT_MAX];
+	fetch_sink_fn sink;
+	void *sink_ctx;
 };
 
 int fetch_new(struct fetch **out, struct store *store)
@@ -113,6 +115,22 @@ int fetch_add_source(struct fetch *f, const struct fetch_source *src)
 		return error_set(-ENOSPC, "too many block sources (at most %d)", FETCH_MAX_SOURCES);
 	f->sources[f->nsources++] = *src;
 	return 0;
+}
+
+void fetch_set_sink(struct fetch *f, fetch_sink_fn fn, void *ctx)
+{
+	f->sink = fn;
+	f->sink_ctx = ctx;
+}
+
+int block_deliver(struct fetch *f, const blockid_t *id, uint8_t *data, size_t len)
+{
+	int rc = store_put_cached(f->store, id, data, len);
+	if (rc == -EBADMSG || !f->sink)
+		free(data);
+	else
+		f->sink(f->sink_ctx, id, data, len);
+	return rc;
 }
 
 static int from_sources(struct fetch *f, const blockid_t *id, int flags, uint8_t **out,

@@ -38,6 +38,19 @@ void fetch_free(struct fetch *f);
 int fetch_add_source(struct fetch *f, const struct fetch_source *src);
 struct store *fetch_store_borrow(struct fetch *f);
 
+/* Where the blocks a source brings along unasked go once they are checked
+ * and stored (the mount's in-memory block cache: a sequential reader then
+ * finds them in memory instead of reading each back from its file).  The
+ * sink owns data.  NULL fn: none.  Set it before any fetch runs, clear it
+ * only once none can. */
+typedef void (*fetch_sink_fn)(void *ctx, const blockid_t *id, uint8_t *data, size_t len);
+void fetch_set_sink(struct fetch *f, fetch_sink_fn fn, void *ctx);
+/* A source hands over a block it received besides the one asked for:
+ * checked against id and stored, then given to the sink (or freed).  Takes
+ * ownership of data.  0, -EBADMSG (not that block: dropped) or the store's
+ * error (the sink still gets the good data). */
+int block_deliver(struct fetch *f, const blockid_t *id, uint8_t *data, size_t len);
+
 /* *out malloc'd.  -EIO when no source has a good copy (error_last() says
  * which sources were tried and why they failed). */
 int block_get(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len);

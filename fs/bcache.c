@@ -1,6 +1,7 @@
 /* bcache: slots hold malloc'd block copies with a use tick; a miss fetches
  * outside the lock (block_get may go to the network later), then installs
- * the block in the least recently used slot. */
+ * the block in the least recently used slot, evicting further least
+ * recently used blocks while the bytes held would exceed the budget. */
 #include "config.h"
 #include "fs/bcache.h"
 #include "core/error.h"
@@ -20,12 +21,12 @@ struct slot {
 
 struct fs_bcache {
 	pthread_mutex_t lock;
-	size_t nslots;
+	size_t nslots, max_bytes, bytes;
 	uint64_t tick;
 	struct slot *slots;
 };
 
-int fs_bcache_new(struct fs_bcache **out, size_t slots)
+int fs_bcache_new(struct fs_bcache **out, size_t slots, size_t max_bytes)
 {
 	struct fs_bcache *c = calloc(1, sizeof(*c));
 	if (!c || !(c->slots = calloc(slots, sizeof(*c->slots)))) {
@@ -33,6 +34,7 @@ int fs_bcache_new(struct fs_bcache **out, size_t slots)
 		return -ENOMEM;
 	}
 	c->nslots = slots;
+	c->max_bytes = max_bytes;
 	pthread_mutex_init(&c->lock, NULL);
 	*out = c;
 	return 0;
@@ -93,8 +95,33 @@ int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, ui
 	return 0;
 }
 
+/* Under the lock. */
+static void drop(struct fs_bcache *c, struct slot *s)
+{
+	c->bytes -= s->len;
+	free(s->data);
+	s->data = NULL;
+	s->len = 0;
+}
+
+/* Under the lock: the least recently used occupied slot other than keep. */
+static struct slot *oldest(struct fs_bcache *c, const struct slot *keep)
+{
+	struct slot *o = NULL;
+	for (size_t i = 0; i < c->nslots; i++) {
+		struct slot *s = &c->slots[i];
+		if (s->data && s != keep && (!o || s->tick < o->tick))
+			o = s;
+	}
+	return o;
+}
+
 void fs_bcache_put(struct fs_bcache *c, const blockid_t *id, uint8_t *data, size_t len)
 {
+	if (len > c->max_bytes) {
+		free(data);
+		return;
+	}
 	pthread_mutex_lock(&c->lock);
 	struct slot *victim = &c->slots[0];
 	for (size_t i = 0; i < c->nslots; i++) {
@@ -103,15 +130,20 @@ void fs_bcache_put(struct fs_bcache *c, const blockid_t *id, uint8_t *data, size
 			victim = NULL; /* another thread installed it meanwhile */
 			break;
 		}
-		if (!s->data || s->tick < victim->tick)
+		if (!s->data || (victim->data && s->tick < victim->tick))
 			victim = s;
 	}
 	if (victim) {
-		free(victim->data);
+		if (victim->data)
+			drop(c, victim);
+		struct slot *o;
+		while (c->bytes + len > c->max_bytes && (o = oldest(c, victim)))
+			drop(c, o);
 		victim->id = *id;
 		victim->data = data;
 		victim->len = len;
 		victim->tick = ++c->tick;
+		c->bytes += len;
 		data = NULL;
 	}
 	pthread_mutex_unlock(&c->lock);

@@ -1,6 +1,8 @@
 /* bcache: a small in-memory cache of verified blocks for the read path, so
  * that the many kernel reads that fall inside one block read and hash its
- * file once, not once per read.  Fixed number of slots, LRU, thread-safe. */
+ * file once, not once per read, and blocks fetched ahead of a sequential
+ * reader wait for it in memory.  Bounded in blocks and bytes, LRU,
+ * thread-safe. */
 #ifndef PEERCLING_FS_BCACHE_H
 #define PEERCLING_FS_BCACHE_H
 
@@ -12,7 +14,8 @@
 struct fetch;
 struct fs_bcache;
 
-int fs_bcache_new(struct fs_bcache **out, size_t slots);
+/* At most slots blocks and max_bytes bytes of them. */
+int fs_bcache_new(struct fs_bcache **out, size_t slots, size_t max_bytes);
 void fs_bcache_free(struct fs_bcache *c);
 /* Copies n bytes at off within block id (of length blen) into buf, fetching
  * the block through the chain when it is not cached.  0 or -errno. */

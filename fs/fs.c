@@ -28,9 +28,10 @@
 #include <unistd.h>
 
 #define LOG_MODULE "fs"
-#define BCACHE_SLOTS 64
-#define READAHEAD_BLOCKS 32 /* about 2.4 MB past a sequential read */
-#define READAHEAD_MAX 64     /* blocks queued by one read */
+#define BCACHE_SLOTS 256
+#define BCACHE_BYTES (16u << 20) /* readahead's ~7 MB ahead fits twice */
+#define READAHEAD_BLOCKS 96 /* about 7 MB past a sequential read */
+#define READAHEAD_MAX 128
 #define PREFETCH_THREADS 6
 
 static int is_exec(mode_t mode)
@@ -465,6 +466,13 @@ static int load(struct fs *fs)
 	return rc;
 }
 
+/* Blocks a source brings along with the one a reader asked for are the
+ * ones that reader wants next. */
+static void bcache_sink(void *ctx, const blockid_t *id, uint8_t *data, size_t len)
+{
+	fs_bcache_put(ctx, id, data, len);
+}
+
 int fs_new(struct fs **out, struct volume *vol)
 {
 	struct fs *fs = calloc(1, sizeof(*fs));
@@ -476,7 +484,7 @@ int fs_new(struct fs **out, struct volume *vol)
 	fs->uid = getuid();
 	fs->gid = getgid();
 	pthread_mutex_init(&fs->lock, NULL);
-	if ((rc = fs_table_new(&fs->table)) || (rc = fs_bcache_new(&fs->bcache, BCACHE_SLOTS)))
+	if ((rc = fs_table_new(&fs->table)) || (rc = fs_bcache_new(&fs->bcache, BCACHE_SLOTS, BCACHE_BYTES)))
 		goto fail;
 	fs->root = fs_inode_new(fs->table, S_IFDIR | 0755);
 	if (!fs->root) {
@@ -496,6 +504,7 @@ int fs_new(struct fs **out, struct volume *vol)
 	    (rc = fs_prefetch_new(&fs->prefetch, vol->fetch, fs->bcache, PREFETCH_THREADS)) ||
 	    (rc = fs_early_new(&fs->early, fs)))
 		goto fail;
+	fetch_set_sink(vol->fetch, bcache_sink, fs->bcache);
 	free(jpath);
 	*out = fs;
 	return 0;
@@ -511,6 +520,8 @@ void fs_free(struct fs *fs)
 		return;
 	fs_early_free(fs->early);
 	fs_prefetch_free(fs->prefetch);
+	if (fs->vol && fs->bcache)
+		fetch_set_sink(fs->vol->fetch, NULL, NULL);
 	fs_table_free(fs->table);
 	fs_bcache_free(fs->bcache);
 	fs_journal_free(fs->journal);

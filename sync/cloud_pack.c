@@ -303,11 +303,12 @@ static int take_window(struct cloud *c, const struct pack_loc *loc, uint32_t las
 			*len = plen;
 			continue;
 		}
-		if (!r && store_put_cached(c->vol->store, &e.id, plain, plen) == -EBADMSG) {
+		if (!r && block_deliver(c->vol->fetch, &e.id, plain, plen) == -EBADMSG) {
 			blockid_to_hex(&e.id, hex);
 			log_warn("block %.16s from a pack does not match its id: dropped", hex);
+		} else if (r) {
+			free(plain);
 		}
-		free(plain);
 	}
 	return rc;
 }

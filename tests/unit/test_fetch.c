@@ -198,6 +198,55 @@ static void a_block_in_flight_is_fetched_once_whatever_ends_meanwhile(void)
 	teardown(dir, s, f);
 }
 
+struct sink_log {
+	int calls;
+	blockid_t id;
+	size_t len;
+};
+
+static void record_sink(void *ctx, const blockid_t *id, uint8_t *data, size_t len)
+{
+	struct sink_log *l = ctx;
+	l->calls++;
+	l->id = *id;
+	l->len = len;
+	CHECK(len == sizeof(good) && memcmp(data, good, len) == 0);
+	free(data);
+}
+
+/* A block a source brought along unasked is checked, kept, and handed to
+ * the sink; a wrong one is neither kept nor handed on. */
+static void a_delivered_block_is_checked_kept_and_handed_on(void)
+{
+	char *dir;
+	struct store *s;
+	struct fetch *f;
+	struct sink_log log = { 0 };
+	setup(&dir, &s, &f);
+	fetch_set_sink(f, record_sink, &log);
+	blockid_t id;
+	blockid_compute(&id, idkey, good, sizeof(good));
+	uint8_t *bad = malloc(sizeof(good));
+	memcpy(bad, good, sizeof(good));
+	bad[0] ^= 1;
+	CHECK_EQ(block_deliver(f, &id, bad, sizeof(good)), -EBADMSG);
+	CHECK_EQ(log.calls, 0);
+	CHECK_EQ(store_has(s, &id), 0);
+	uint8_t *data = malloc(sizeof(good));
+	memcpy(data, good, sizeof(good));
+	CHECK_EQ(block_deliver(f, &id, data, sizeof(good)), 0);
+	CHECK_EQ(log.calls, 1);
+	CHECK(!blockid_cmp(&log.id, &id) && log.len == sizeof(good));
+	CHECK_EQ(store_has(s, &id), 1);
+	/* Without a sink the block is only stored (and freed: valgrind). */
+	fetch_set_sink(f, NULL, NULL);
+	data = malloc(sizeof(good));
+	memcpy(data, good, sizeof(good));
+	CHECK_EQ(block_deliver(f, &id, data, sizeof(good)), 0);
+	CHECK_EQ(log.calls, 1);
+	teardown(dir, s, f);
+}
+
 int main(void)
 {
 	seal_init();
@@ -207,5 +256,6 @@ int main(void)
 	TEST(no_good_copy_anywhere_is_eio_with_reasons);
 	TEST(the_chain_has_a_bounded_number_of_sources);
 	TEST(a_block_in_flight_is_fetched_once_whatever_ends_meanwhile);
+	TEST(a_delivered_block_is_checked_kept_and_handed_on);
 	TAP_DONE();
 }
