@@ -309,6 +309,10 @@ static int take_window(struct cloud *c, const struct pack_loc *loc, uint32_t las
 		} else if (r) {
 			free(plain);
 		}
+		/* A reader waiting for this block need not wait for the rest. */
+		pthread_mutex_lock(&c->pk->lock);
+		pthread_cond_broadcast(&c->pk->done);
+		pthread_mutex_unlock(&c->pk->lock);
 	}
 	return rc;
 }
@@ -331,7 +335,7 @@ int cloud_packed_get(struct cloud *c, const blockid_t *id, int flags, uint8_t **
 		pthread_mutex_unlock(&pk->lock);
 		return -EINPROGRESS;
 	}
-	while (in_flight(pk, loc.pack, loc.pos)) {
+	while (in_flight(pk, loc.pack, loc.pos) && !store_has(c->vol->store, id)) {
 		pthread_cond_wait(&pk->done, &pk->lock);
 		waited = 1;
 	}
