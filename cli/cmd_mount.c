@@ -23,7 +23,8 @@ const struct cmd cmd_mount = {
 		"  -f             stay in the foreground (default: return once mounted)\n"
 		"  -d             debug: log every request (implies nothing else)\n"
 		"  -o OPTS        FUSE mount options, comma-separated: ro, allow_other,\n"
-		"                 default_permissions (always on), ...\n"
+		"                 default_permissions (always on), ...; noxattr: no\n"
+		"                 extended attributes (faster ls -l)\n"
 		"Unmount with 'peercling umount MOUNTPOINT' or 'fusermount3 -u MOUNTPOINT';\n"
 		"both make a final commit.\n",
 };

@@ -43,6 +43,9 @@ struct fs {
 	char *overlay_dir;
 	uid_t uid;
 	gid_t gid;
+	/* -o noxattr: extended attributes answer ENOSYS, so the kernel stops
+	 * asking (ls -l asks two per file). */
+	int noxattr;
 	/* Commits. */
 	int changed;           /* since the last commit */
 	uint64_t change_seq;   /* bumps on every change */

@@ -131,10 +131,47 @@ static void report(int fd, const char *msg)
 	close(fd);
 }
 
-static int build_args(struct fuse_args *args, const struct fs_mount_opts *o, const char *dir)
+/* Takes peercling's own options out of the comma-separated -o list: the
+ * rest goes to FUSE.  A comma escaped with a backslash stays in its option. */
+static int take_own_opts(const char *in, char **fuse_out, int *noxattr)
 {
-	char *fsname = NULL;
+	size_t n = in ? strlen(in) : 0, k = 0;
+	char *out = malloc(n + 1), *opt = malloc(n + 1);
+	if (!out || !opt) {
+		free(out);
+		free(opt);
+		return -ENOMEM;
+	}
+	*out = '\0';
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && in[i] == '\\' && i + 1 < n) {
+			opt[k++] = in[i++];
+			opt[k++] = in[i];
+			continue;
+		}
+		if (i < n && in[i] != ',') {
+			opt[k++] = in[i];
+			continue;
+		}
+		opt[k] = '\0';
+		if (strcmp(opt, "noxattr") == 0)
+			*noxattr = 1;
+		else if (k)
+			strcat(strcat(out, *out ? "," : ""), opt);
+		k = 0;
+	}
+	free(opt);
+	*fuse_out = out;
+	return 0;
+}
+
+static int build_args(struct fuse_args *args, const struct fs_mount_opts *o, const char *dir,
+		      int *noxattr)
+{
+	char *fsname = NULL, *fuse_opts = NULL;
 	int rc = 0;
+	if (take_own_opts(o->fuse_opts, &fuse_opts, noxattr))
+		return -ENOMEM;
 	if (fuse_opt_add_arg(args, "peercling") != 0 ||
 	    (o->debug && fuse_opt_add_arg(args, "-d") != 0) || fuse_opt_add_arg(args, "-o") != 0)
 		return -ENOMEM;
@@ -143,11 +180,12 @@ static int build_args(struct fuse_args *args, const struct fs_mount_opts *o, con
 		return -ENOMEM;
 	if (fuse_opt_add_opt_escaped(&opts, fsname) != 0 ||
 	    fuse_opt_add_opt(&opts, "subtype=peercling,default_permissions") != 0 ||
-	    (o->fuse_opts && *o->fuse_opts && fuse_opt_add_opt(&opts, o->fuse_opts) != 0) ||
+	    (*fuse_opts && fuse_opt_add_opt(&opts, fuse_opts) != 0) ||
 	    fuse_opt_add_arg(args, opts) != 0)
 		rc = -ENOMEM;
 	free(opts);
 	free(fsname);
+	free(fuse_opts);
 	return rc;
 }
 
@@ -200,7 +238,7 @@ static int serve(const struct fs_mount_opts *o, int notify)
 	if ((rc = volume_open(&d.vol, o->name, VOLUME_OPEN_LOCK)) || (rc = load_settings(&d)) ||
 	    (rc = open_log(d.vol, o)) || (rc = fs_new(&d.fs, d.vol)))
 		goto fail;
-	if ((rc = build_args(&args, o, d.vol->dir))) {
+	if ((rc = build_args(&args, o, d.vol->dir, &d.fs->noxattr))) {
 		error_set(rc, "out of memory");
 		goto fail;
 	}

@@ -728,6 +728,10 @@ static int xattr_target(struct fs *fs, fuse_ino_t ino, const char *name, struct 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
+	if (FS(req)->noxattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	struct fs *fs = FS(req);
 	struct fs_inode *n = NULL;
 	pthread_mutex_lock(&fs->lock);
@@ -753,6 +757,10 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	if (FS(req)->noxattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	struct fs *fs = FS(req);
 	struct fs_inode *n = NULL;
 	char *copy = NULL;
@@ -784,6 +792,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	if (FS(req)->noxattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	struct fs *fs = FS(req);
 	struct fs_inode *n = NULL;
 	char *buf = NULL;
@@ -816,6 +828,10 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	if (FS(req)->noxattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	struct fs *fs = FS(req);
 	struct fs_inode *n = NULL;
 	pthread_mutex_lock(&fs->lock);

@@ -312,6 +312,29 @@ def test_xattr_on_a_directory_kept(mounted, remount):
     assert os.getxattr(d, "user.tag") == b"dir"
 
 
+def test_noxattr_turns_extended_attributes_off_and_keeps_the_stored_ones(mounts, volume,
+                                                                        mountpoint):
+    """-o noxattr: the kernel hears ENOSYS once and answers EOPNOTSUPP
+    itself from then on (ls -l stops costing two round trips per file); the
+    other options still reach FUSE, and the attributes already stored come
+    back at the next normal mount."""
+    mounts.mount(volume, mountpoint)
+    p = mountpoint / "f"
+    write_file(p, b"x")
+    os.setxattr(p, "user.kept", b"yes")
+    mounts.umount(mountpoint)
+    mounts.mount(volume, mountpoint, "-o", "noxattr,ro")
+    raises_errno(errno.EOPNOTSUPP, os.getxattr, p, "user.kept")
+    raises_errno(errno.EOPNOTSUPP, os.listxattr, p)
+    raises_errno(errno.EOPNOTSUPP, os.getxattr, p, "security.selinux")
+    assert p.read_bytes() == b"x"
+    raises_errno(errno.EROFS, write_file, mountpoint / "g", b"y")  # ro reached FUSE
+    assert check(run(["ls", "-l", str(mountpoint)])).stdout.count("\n") == 2
+    mounts.umount(mountpoint)
+    mounts.mount(volume, mountpoint)
+    assert os.getxattr(p, "user.kept") == b"yes"
+
+
 def test_chmod_modes_kept_across_remount(mounted, remount):
     modes = {"a": 0o600, "b": 0o640, "c": 0o755, "d": 0o700, "e": 0o444}
     for name, mode in modes.items():
