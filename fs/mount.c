@@ -170,14 +170,16 @@ static int build_args(struct fuse_args *args, const struct fs_mount_opts *o, con
 {
 	char *fsname = NULL, *fuse_opts = NULL;
 	int rc = 0;
-	if (take_own_opts(o->fuse_opts, &fuse_opts, noxattr))
-		return -ENOMEM;
 	if (fuse_opt_add_arg(args, "peercling") != 0 ||
 	    (o->debug && fuse_opt_add_arg(args, "-d") != 0) || fuse_opt_add_arg(args, "-o") != 0)
 		return -ENOMEM;
 	char *opts = NULL;
 	if (asprintf(&fsname, "fsname=peercling:%s", dir) < 0)
 		return -ENOMEM;
+	if (take_own_opts(o->fuse_opts, &fuse_opts, noxattr)) {
+		free(fsname);
+		return -ENOMEM;
+	}
 	if (fuse_opt_add_opt_escaped(&opts, fsname) != 0 ||
 	    fuse_opt_add_opt(&opts, "subtype=peercling,default_permissions") != 0 ||
 	    (*fuse_opts && fuse_opt_add_opt(&opts, fuse_opts) != 0) ||
