@@ -43,6 +43,7 @@
 #include "sync/backend.h"
 #include "sync/backend_impl.h"
 #include "sync/http.h"
+#include "sync/xml.h"
 
 #define LOG_MODULE "s3"
 
@@ -107,121 +108,6 @@ static int bucket_ok(const char *s, size_t n)
 	return 1;
 }
 
-/* ---- the XML we read --------------------------------------------------- */
-
-/* The text s[0..n) with the five XML entities and numeric character
- * references decoded, as a new string; NULL when malformed or out of memory. */
-static char *xml_unescape(const char *s, size_t n)
-{
-	char *out = malloc(n + 1), *o = out;
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < n;) {
-		if (s[i] != '&') {
-			*o++ = s[i++];
-			continue;
-		}
-		const char *semi = memchr(s + i, ';', n - i);
-		if (!semi)
-			goto bad;
-		size_t len = (size_t)(semi - (s + i)) + 1; /* "&...;" */
-		const char *e = s + i + 1;
-		if (len == 5 && !memcmp(e, "amp", 3)) {
-			*o++ = '&';
-		} else if (len == 4 && !memcmp(e, "lt", 2)) {
-			*o++ = '<';
-		} else if (len == 4 && !memcmp(e, "gt", 2)) {
-			*o++ = '>';
-		} else if (len == 6 && !memcmp(e, "quot", 4)) {
-			*o++ = '"';
-		} else if (len == 6 && !memcmp(e, "apos", 4)) {
-			*o++ = '\'';
-		} else if (len > 3 && e[0] == '#') {
-			char *end;
-			unsigned long c = e[1] == 'x' || e[1] == 'X' ? strtoul(e + 2, &end, 16)
-								     : strtoul(e + 1, &end, 10);
-			if (end != semi || c == 0 || c > 0x10ffff)
-				goto bad;
-			/* UTF-8 */
-			if (c < 0x80) {
-				*o++ = (char)c;
-			} else if (c < 0x800) {
-				*o++ = (char)(0xc0 | (c >> 6));
-				*o++ = (char)(0x80 | (c & 0x3f));
-			} else if (c < 0x10000) {
-				*o++ = (char)(0xe0 | (c >> 12));
-				*o++ = (char)(0x80 | ((c >> 6) & 0x3f));
-				*o++ = (char)(0x80 | (c & 0x3f));
-			} else {
-				*o++ = (char)(0xf0 | (c >> 18));
-				*o++ = (char)(0x80 | ((c >> 12) & 0x3f));
-				*o++ = (char)(0x80 | ((c >> 6) & 0x3f));
-				*o++ = (char)(0x80 | (c & 0x3f));
-			}
-			/* "&#N;" is at least 4 bytes and yields at most 4. */
-		} else {
-			goto bad;
-		}
-		i += len;
-	}
-	*o = '\0';
-	return out;
-bad:
-	free(out);
-	return NULL;
-}
-
-/* Finds <tag>text</tag> (or <tag/>) in [p, end); sets *text, *len to the
- * raw text and returns the end of the element, or NULL when absent. */
-static const char *xml_find(const char *p, const char *end, const char *tag, const char **text,
-			    size_t *len)
-{
-	size_t tl = strlen(tag);
-	while (p < end) {
-		const char *lt = memchr(p, '<', (size_t)(end - p));
-		if (!lt || (size_t)(end - lt) < tl + 2)
-			return NULL;
-		const char *t = lt + 1;
-		if (!strncmp(t, tag, tl) && (t[tl] == '>' || t[tl] == '/' || t[tl] == ' ')) {
-			const char *gt = memchr(t, '>', (size_t)(end - t));
-			if (!gt)
-				return NULL;
-			if (gt[-1] == '/') { /* <tag/> */
-				*text = gt;
-				*len = 0;
-				return gt + 1;
-			}
-			const char *body = gt + 1;
-			/* the closing tag: none of our elements nest in themselves */
-			for (const char *q = body; q < end;) {
-				const char *c = memchr(q, '<', (size_t)(end - q));
-				if (!c || (size_t)(end - c) < tl + 3)
-					return NULL;
-				if (c[1] == '/' && !strncmp(c + 2, tag, tl) && c[2 + tl] == '>') {
-					*text = body;
-					*len = (size_t)(c - body);
-					return c + 3 + tl;
-				}
-				q = c + 1;
-			}
-			return NULL;
-		}
-		p = lt + 1;
-	}
-	return NULL;
-}
-
-/* The unescaped text of the first <tag> in the body, or NULL. */
-static char *xml_text(const struct http_resp *r, const char *tag)
-{
-	const char *t;
-	size_t n;
-	const char *b = (const char *)r->body;
-	if (!b || !xml_find(b, b + r->len, tag, &t, &n))
-		return NULL;
-	return xml_unescape(t, n);
-}
-
 /* ---- errors ------------------------------------------------------------ */
 
 /* Maps a non-2xx reply to a backend errno with a message.  what names the
@@ -230,8 +116,8 @@ static char *xml_text(const struct http_resp *r, const char *tag)
 static int s3_error(struct s3 *s, long status, const struct http_resp *r, const char *method,
 		    const char *what, int bucket_op)
 {
-	char *code = r ? xml_text(r, "Code") : NULL;
-	char *msg = r ? xml_text(r, "Message") : NULL;
+	char *code = r ? xml_text((const char *)r->body, r->len, "Code") : NULL;
+	char *msg = r ? xml_text((const char *)r->body, r->len, "Message") : NULL;
 	const char *c = code ? code : "";
 	char detail[320] = "";
 	int rc;
@@ -260,7 +146,7 @@ static int s3_error(struct s3 *s, long status, const struct http_resp *r, const 
 			       s->where);
 	} else if (!strcmp(c, "AuthorizationHeaderMalformed") || !strcmp(c, "PermanentRedirect") ||
 		   status == 301) {
-		char *region = r ? xml_text(r, "Region") : NULL;
+		char *region = r ? xml_text((const char *)r->body, r->len, "Region") : NULL;
 		rc = error_set(-EIO,
 			       "%s %s: the bucket %s is not in this region (%s%s%s); set "
 			       "AWS_REGION%s%s",
@@ -483,46 +369,36 @@ static char *list_url(struct s3 *s, const char *full_prefix, const char *token, 
 	return url;
 }
 
-/* Calls cb for each <Contents><Key> of one page; sets *next to the
- * continuation token (malloc'd) when the listing goes on. */
+struct page {
+	const char *prefix;
+	size_t skip;
+	int (*cb)(const char *key, void *payload);
+	void *payload;
+};
+
+/* Keys come with the volume's prefix: only those under it, without it. */
+static int page_key(const char *key, void *payload)
+{
+	struct page *pg = payload;
+	if (strlen(key) > pg->skip && !strncmp(key, pg->prefix, pg->skip))
+		return pg->cb(key + pg->skip, pg->payload);
+	return 0;
+}
+
+/* Calls cb for each key of one page; sets *next to the continuation token
+ * (malloc'd) when the listing goes on. */
 static int list_page(struct s3 *s, const struct http_resp *r, size_t skip,
 		     int (*cb)(const char *key, void *payload), void *payload, char **next,
 		     const char *what)
 {
-	const char *b = (const char *)r->body, *end = b + r->len, *t;
-	size_t n;
-	*next = NULL;
-	if (!strstr(b, "<ListBucketResult"))
-		return error_set(-EIO, "%s: the reply is not an S3 listing (is %s an S3 service?)",
-				 what, s->where);
-	for (const char *p = b; (p = xml_find(p, end, "Contents", &t, &n));) {
-		const char *kt;
-		size_t kn;
-		if (!xml_find(t, t + n, "Key", &kt, &kn))
-			return error_set(-EIO, "%s: a listing entry without a <Key>", what);
-		char *key = xml_unescape(kt, kn);
-		if (!key)
-			return error_set(-EIO, "%s: a malformed <Key> in the listing", what);
-		int rc = 0;
-		if (strlen(key) > skip && !strncmp(key, s->prefix, skip))
-			rc = cb(key + skip, payload);
-		free(key);
-		if (rc)
-			return rc;
+	struct page pg = { s->prefix, skip, cb, payload };
+	int rc = xml_s3_list((const char *)r->body, r->len, page_key, &pg, next);
+	if (rc == -EBADMSG) {
+		char why[256];
+		snprintf(why, sizeof(why), "%s", error_last());
+		return error_set(-EIO, "%s: %s (is %s an S3 service?)", what, why, s->where);
 	}
-	char *trunc = xml_text(r, "IsTruncated");
-	int more = trunc && !strcmp(trunc, "true");
-	free(trunc);
-	if (!more)
-		return 0;
-	*next = xml_text(r, "NextContinuationToken");
-	if (!*next || !**next) {
-		free(*next);
-		*next = NULL;
-		return error_set(-EIO, "%s: a truncated listing without a continuation token",
-				 what);
-	}
-	return 0;
+	return rc;
 }
 
 static int s3_list(struct backend *b, const char *prefix, int (*cb)(const char *key, void *payload),

@@ -15,9 +15,8 @@
  *     rename it), which is what heads need; no ETags or locks are used, as
  *     each head has a single writer.
  *
- * Multistatus replies are read with a small tolerant scanner rather than an
- * XML library: only <href> and <collection/> matter, under any namespace
- * prefix, and everything else is skipped. */
+ * Multistatus replies are read by sync/xml.c: only <href> and
+ * <collection/> matter. */
 #include "config.h"
 
 #include <ctype.h>
@@ -32,6 +31,7 @@
 #include "core/log.h"
 #include "sync/backend_impl.h"
 #include "sync/http.h"
+#include "sync/xml.h"
 
 #define LOG_MODULE "webdav"
 
@@ -79,40 +79,6 @@ static void percent_decode(char *s)
 			r += 2;
 		} else {
 			*w++ = *r;
-		}
-	}
-	*w = '\0';
-}
-
-/* Decodes the XML character references an href may carry, in place. */
-static void xml_unescape(char *s)
-{
-	static const struct {
-		const char *ent;
-		char ch;
-	} ents[] = {
-	    {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
-	char *w = s;
-	for (char *r = s; *r;) {
-		size_t i, n = sizeof(ents) / sizeof(ents[0]);
-		for (i = 0; *r == '&' && i < n; i++)
-			if (!strncmp(r, ents[i].ent, strlen(ents[i].ent)))
-				break;
-		if (*r == '&' && i < n) {
-			*w++ = ents[i].ch;
-			r += strlen(ents[i].ent);
-		} else if (*r == '&' && r[1] == '#') {
-			char *end;
-			int hex = r[2] == 'x' || r[2] == 'X';
-			long v = strtol(r + 2 + hex, &end, hex ? 16 : 10);
-			if (*end == ';' && v > 0 && v < 128) {
-				*w++ = (char)v;
-				r = end + 1;
-			} else {
-				*w++ = *r++;
-			}
-		} else {
-			*w++ = *r++;
 		}
 	}
 	*w = '\0';
@@ -393,88 +359,6 @@ static int dav_del(struct backend *b, const char *key)
 	return status_error(d, "DELETE", key, st);
 }
 
-/* ---- multistatus ------------------------------------------------------- */
-
-/* One <response> of a multistatus: its href (decoded) and its kind. */
-struct entry {
-	char *href;
-	int collection;
-};
-
-/* Whether the tag at t (just after '<' or "</") has local name name,
- * whatever its namespace prefix. */
-static int tag_is(const char *t, const char *name)
-{
-	size_t n = strcspn(t, " \t\r\n/>");
-	const char *colon = memchr(t, ':', n);
-	const char *local = colon ? colon + 1 : t;
-	size_t ln = n - (size_t)(local - t);
-	return ln == strlen(name) && !strncasecmp(local, name, ln);
-}
-
-struct scan {
-	struct entry cur;
-	int in_response;
-	const char *href_start;
-	int (*emit)(struct entry *e, void *payload);
-	void *payload;
-};
-
-static int scan_open_tag(struct scan *s, const char *name, const char *after, int self_closing)
-{
-	if (tag_is(name, "response")) {
-		free(s->cur.href);
-		s->cur.href = NULL;
-		s->cur.collection = 0;
-		s->in_response = 1;
-	} else if (s->in_response && tag_is(name, "href") && !self_closing && !s->cur.href) {
-		s->href_start = after;
-	} else if (s->in_response && tag_is(name, "collection")) {
-		s->cur.collection = 1;
-	}
-	return 0;
-}
-
-static int scan_close_tag(struct scan *s, const char *name, const char *at)
-{
-	if (tag_is(name, "href") && s->href_start) {
-		s->cur.href = strndup(s->href_start, (size_t)(at - s->href_start));
-		s->href_start = NULL;
-		if (!s->cur.href)
-			return -ENOMEM;
-	} else if (tag_is(name, "response") && s->in_response) {
-		s->in_response = 0;
-		if (s->cur.href)
-			return s->emit(&s->cur, s->payload);
-	}
-	return 0;
-}
-
-/* Calls emit for every <response> of the multistatus in xml. */
-static int parse_multistatus(const char *xml, int (*emit)(struct entry *e, void *payload),
-			     void *payload)
-{
-	struct scan s = {.emit = emit, .payload = payload};
-	int rc = 0;
-	for (const char *p = xml; !rc && (p = strchr(p, '<'));) {
-		if (!strncmp(p, "<!--", 4)) {
-			const char *e = strstr(p, "-->");
-			p = e ? e + 3 : p + strlen(p);
-			continue;
-		}
-		const char *end = strchr(p, '>');
-		if (!end)
-			break;
-		if (p[1] == '/')
-			rc = scan_close_tag(&s, p + 2, p);
-		else if (p[1] != '?' && p[1] != '!')
-			rc = scan_open_tag(&s, p + 1, end + 1, end[-1] == '/');
-		p = end + 1;
-	}
-	free(s.cur.href);
-	return rc;
-}
-
 /* ---- list -------------------------------------------------------------- */
 
 struct walk {
@@ -498,7 +382,6 @@ static int may_match(const struct walk *w, const char *rel)
  * outside (a server that answers with other paths). */
 static const char *href_rel(struct dav *d, char *href)
 {
-	xml_unescape(href);
 	char *path = href;
 	if (strstr(path, "://")) { /* absolute URL: drop scheme and host */
 		path = strchr(strstr(path, "://") + 3, '/');
@@ -531,18 +414,18 @@ static int add_subdir(struct walk *w, const char *rel)
 	return 0;
 }
 
-static int list_entry(struct entry *e, void *payload)
+static int list_entry(char *href, int collection, void *payload)
 {
 	struct walk *w = payload;
-	const char *rel = href_rel(w->d, e->href);
+	const char *rel = href_rel(w->d, href);
 	if (!rel) {
-		log_debug("ignoring href %s outside %s", e->href, w->d->base_path);
+		log_debug("ignoring href %s outside %s", href, w->d->base_path);
 		return 0;
 	}
 	size_t n = strlen(rel);
 	if (!n)
 		return 0; /* the base collection */
-	int coll = e->collection || (n && rel[n - 1] == '/');
+	int coll = collection || (n && rel[n - 1] == '/');
 	size_t dn = strlen(w->dir);
 	/* The collection itself, with or without its trailing '/'. */
 	if (!strncmp(rel, w->dir, n) && (n == dn || n + 1 == dn))
@@ -583,7 +466,7 @@ static int list_level(struct walk *w, const char *dir)
 	w->subdirs = NULL;
 	w->nsub = w->capsub = 0;
 	w->dir = dir;
-	rc = parse_multistatus((const char *)r.body, list_entry, w);
+	rc = xml_multistatus((const char *)r.body, list_entry, w);
 	http_resp_free(&r);
 	char **subs = w->subdirs;
 	size_t nsub = w->nsub;
