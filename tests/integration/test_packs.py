@@ -3,13 +3,16 @@ file's blocks in a few pack PUTs; a fresh device reading the file from
 start to end takes one ranged GET per window of many blocks; scattered
 small reads fetch single blocks, never whole windows; a pack damaged on
 the server gives EIO for what it holds and never wrong data; a device
-finds packs another device wrote after it started."""
+finds packs another device wrote after it started; a daemon killed in the
+middle of a cold read leaves a cache the next mount reads right."""
 import os
 import random
+import threading
+import time
 
 import pytest
 
-from helpers import MiB, check, read_file, write_file
+from helpers import MiB, check, is_mounted, lazy_unmount, read_file, write_file
 from test_upload_interrupted import dav_device, finish
 from webdav_server import webdav  # noqa: F401  (module-scoped fixture)
 
@@ -159,5 +162,54 @@ def test_a_device_finds_packs_written_after_it_started(tmp_path, webdav):
         mark = webdav.requests_mark()
         assert read_file(b.mp / "later.bin") == first   # from the cache
         assert not [r for r in webdav.requests_since(mark) if "/index/" in r[3]]
+    finally:
+        finish(devices)
+
+
+def test_kill_9_in_the_middle_of_a_cold_read_leaves_a_good_cache(tmp_path, webdav):
+    devices = []
+    try:
+        data = os.urandom(32 * MiB)
+        a, key = volume_on(tmp_path, webdav, "vol-kill", devices, data)
+        b = clone(tmp_path, webdav, "b", "vol-kill", key, devices)
+        got = bytearray()
+        wrong = []
+        started = threading.Event()
+
+        def reader():
+            try:
+                with open(b.mp / "big.bin", "rb") as f:
+                    while True:
+                        chunk = f.read(MiB)
+                        if not chunk:
+                            break
+                        if chunk != data[len(got):len(got) + len(chunk)]:
+                            wrong.append(len(got))
+                            break
+                        got.extend(chunk)
+                        if len(got) >= 4 * MiB:
+                            started.set()
+                        time.sleep(0.02)   # a reader slower than the kill
+            except OSError:
+                pass   # the daemon died under it: ENOTCONN or EIO
+            started.set()
+
+        t = threading.Thread(target=reader)
+        t.start()
+        assert started.wait(60)
+        b.mounts.crash(b.mp)   # readahead may be in the middle of a window
+        t.join(60)
+        assert not t.is_alive()
+        assert not wrong, "wrong data at offset %d" % wrong[0]
+        assert 4 * MiB <= len(got) < len(data), "the kill did not come mid-read: nothing tested"
+        lazy_unmount(b.mp)
+        assert not is_mounted(b.mp)
+        b.mount()
+        # Half-written cache files are gone (the store's open cleans them)...
+        tmp = b.vol.dir / "blocks" / "tmp"
+        assert tmp.is_dir() and os.listdir(tmp) == [], os.listdir(tmp)[:5]
+        # ...and whatever else the killed daemon left in the cache is whole
+        # and right, or found out and fetched again.
+        assert read_file(b.mp / "big.bin") == data
     finally:
         finish(devices)
