@@ -484,7 +484,8 @@ int fs_new(struct fs **out, struct volume *vol)
 	fs->uid = getuid();
 	fs->gid = getgid();
 	pthread_mutex_init(&fs->lock, NULL);
-	if ((rc = fs_table_new(&fs->table)) || (rc = fs_bcache_new(&fs->bcache, BCACHE_SLOTS, BCACHE_BYTES)))
+	if ((rc = fs_table_new(&fs->table)) ||
+	    (rc = fs_bcache_new(&fs->bcache, BCACHE_SLOTS, BCACHE_BYTES)))
 		goto fail;
 	fs->root = fs_inode_new(fs->table, S_IFDIR | 0755);
 	if (!fs->root) {

@@ -725,13 +725,20 @@ static int xattr_target(struct fs *fs, fuse_ino_t ino, const char *name, struct 
 	return 0;
 }
 
+/* -o noxattr: ENOSYS makes the kernel stop sending xattr calls at all. */
+static int xattrs_off(fuse_req_t req)
+{
+	if (!FS(req)->noxattr)
+		return 0;
+	fuse_reply_err(req, ENOSYS);
+	return 1;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	if (FS(req)->noxattr) {
-		fuse_reply_err(req, ENOSYS);
+	if (xattrs_off(req))
 		return;
-	}
 	struct fs *fs = FS(req);
 	struct fs_inode *n = NULL;
 	pthread_mutex_lock(&fs->lock);
@@ -757,10 +764,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	if (FS(req)->noxattr) {
-		fuse_reply_err(req, ENOSYS);
+	if (xattrs_off(req))
 		return;
-	}
 	struct fs *fs = FS(req);
 	struct fs_inode *n = NULL;
 	char *copy = NULL;
@@ -792,10 +797,8 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	if (FS(req)->noxattr) {
-		fuse_reply_err(req, ENOSYS);
+	if (xattrs_off(req))
 		return;
-	}
 	struct fs *fs = FS(req);
 	struct fs_inode *n = NULL;
 	char *buf = NULL;
@@ -828,10 +831,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	if (FS(req)->noxattr) {
-		fuse_reply_err(req, ENOSYS);
+	if (xattrs_off(req))
 		return;
-	}
 	struct fs *fs = FS(req);
 	struct fs_inode *n = NULL;
 	pthread_mutex_lock(&fs->lock);
