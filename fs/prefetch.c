@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QUEUE_MAX 128
-#define THREADS_MAX 8
+#define QUEUE_MAX 256
+#define THREADS_MAX 16
 
 struct fs_prefetch {
 	struct fetch *f;

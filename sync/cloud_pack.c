@@ -30,7 +30,7 @@
 
 #define LOG_MODULE "cloud"
 #define WINDOW_MAX (1u << 20) /* bytes: a window is fetched and checked by one thread */
-#define WINDOWS 16            /* in flight at once */
+#define WINDOWS 32            /* in flight at once */
 #define REFRESH_GAP_MS 1000   /* between two listings caused by missing blocks */
 
 struct window {
