@@ -6,10 +6,14 @@
  *
  *   delayproxy LISTEN_PORT UPSTREAM_PORT DELAY_MS     (127.0.0.1 only)
  *
+ * Standalone on purpose (cloud-bench compiles it with cc when DELAY_MS is
+ * set); `make bench/delayproxy` builds it too.
+ *
  * A thread pair per direction per connection: a reader that stamps each
  * chunk with the time it may leave, and a writer that sends it then. */
-#include "config.h"
-
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -270,11 +270,10 @@ static void object_key(struct cloud *c, char out[96], const git_oid *oid)
 	snprintf(out, 96, "objects/%.2s/%s", hex, hex);
 }
 
-int cloud_put_object(struct cloud *c, const git_oid *oid)
+int cloud_object_body(struct cloud *c, const git_oid *oid, uint8_t **out, size_t *out_len)
 {
 	git_odb *odb = NULL;
 	git_odb_object *obj = NULL;
-	char key[96];
 	int rc = git_repository_odb(&odb, c->vol->repo);
 	if (rc == 0)
 		rc = git_odb_read(&obj, odb, oid);
@@ -285,18 +284,22 @@ int cloud_put_object(struct cloud *c, const git_oid *oid)
 	}
 	size_t len = git_odb_object_size(obj);
 	uint8_t *buf = malloc(len + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-	} else {
+	if (buf) {
 		buf[0] = (uint8_t)git_odb_object_type(obj);
 		memcpy(buf + 1, git_odb_object_data(obj), len);
-		object_key(c, key, oid);
-		rc = cloud_put_sealed(c, key, c->vol->keys.object, buf, len + 1);
+		*out = buf;
+		*out_len = len + 1;
 	}
-	free(buf);
 	git_odb_object_free(obj);
 	git_odb_free(odb);
-	return rc;
+	return buf ? 0 : error_set(-ENOMEM, "out of memory reading an object to upload");
+}
+
+int cloud_put_object_body(struct cloud *c, const git_oid *oid, const uint8_t *body, size_t len)
+{
+	char key[96];
+	object_key(c, key, oid);
+	return cloud_put_sealed(c, key, c->vol->keys.object, body, len);
 }
 
 int cloud_get_object(struct cloud *c, const git_oid *oid, git_object_t *type, uint8_t **out,

@@ -60,7 +60,12 @@ int cloud_has_packed(struct cloud *c, const blockid_t *id);
  * checks every block; *out malloc'd. */
 int cloud_get_block(struct cloud *c, const blockid_t *id, uint8_t **out, size_t *len);
 
-int cloud_put_object(struct cloud *c, const git_oid *oid);
+/* An object goes up in two steps so that many can go up at once: the
+ * body (its type byte then its data, *out malloc'd) is read from the
+ * repository by one thread, which libgit2 wants; the sealed PUT may run in
+ * any thread. */
+int cloud_object_body(struct cloud *c, const git_oid *oid, uint8_t **out, size_t *out_len);
+int cloud_put_object_body(struct cloud *c, const git_oid *oid, const uint8_t *body, size_t len);
 /* The volume id recorded in the cloud (clone uses it); *out malloc'd.
  * -EKEYREJECTED for a wrong key. */
 int cloud_read_volume_id(struct cloud *c, char **out);

@@ -470,6 +470,114 @@ static int upload_blocks(struct cloud *c, struct sync_report *rep,
 	return 0;
 }
 
+/* ---- objects: read in order, sent in parallel -------------------------- *
+ *
+ * One PUT per object costs a round trip each, which a cloud far away makes
+ * the whole of a sync with many small files; so bodies are read into a
+ * batch (by this thread: libgit2) and each batch is sent by OBJECT_THREADS
+ * threads.  Order within the objects does not matter: readers start from a
+ * head, which goes up after all of them. */
+
+#define OBJECT_THREADS 8
+#define BATCH_OBJECTS 512
+#define BATCH_BYTES (8u << 20)
+
+struct object_batch {
+	struct cloud *c;
+	git_oid *ids;
+	uint8_t **bodies;
+	size_t *lens;
+	size_t n, cap, bytes;
+	pthread_mutex_t lock;
+	size_t next;
+	int rc;
+	char why[512];
+};
+
+static void *send_objects_thread(void *arg)
+{
+	struct object_batch *b = arg;
+	for (;;) {
+		pthread_mutex_lock(&b->lock);
+		size_t k = b->next++;
+		int stop = b->rc || k >= b->n;
+		pthread_mutex_unlock(&b->lock);
+		if (stop)
+			break;
+		int rc = cloud_put_object_body(b->c, &b->ids[k], b->bodies[k], b->lens[k]);
+		if (rc) {
+			pthread_mutex_lock(&b->lock);
+			if (!b->rc) {
+				b->rc = rc;
+				snprintf(b->why, sizeof(b->why), "%s", error_last());
+			}
+			pthread_mutex_unlock(&b->lock);
+		}
+	}
+	return NULL;
+}
+
+/* Sends what the batch holds and empties it. */
+static int batch_flush(struct object_batch *b)
+{
+	if (!b->n)
+		return 0;
+	b->next = 0;
+	b->rc = 0;
+	pthread_t t[OBJECT_THREADS];
+	int started = 0;
+	for (int i = 0; i < OBJECT_THREADS && (size_t)i < b->n; i++)
+		if (pthread_create(&t[started], NULL, send_objects_thread, b) == 0)
+			started++;
+	if (!started)
+		send_objects_thread(b);
+	for (int i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	for (size_t i = 0; i < b->n; i++)
+		free(b->bodies[i]);
+	b->n = b->bytes = 0;
+	if (b->rc)
+		return error_set(b->rc, "%s", b->why[0] ? b->why : strerror(-b->rc));
+	return 0;
+}
+
+static int batch_add(struct object_batch *b, const git_oid *oid)
+{
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		git_oid *ids = realloc(b->ids, cap * sizeof(*ids));
+		if (ids)
+			b->ids = ids;
+		uint8_t **bodies = ids ? realloc(b->bodies, cap * sizeof(*bodies)) : NULL;
+		if (bodies)
+			b->bodies = bodies;
+		size_t *lens = bodies ? realloc(b->lens, cap * sizeof(*lens)) : NULL;
+		if (!lens)
+			return error_set(-ENOMEM, "out of memory queueing objects to upload");
+		b->lens = lens;
+		b->cap = cap;
+	}
+	int rc = cloud_object_body(b->c, oid, &b->bodies[b->n], &b->lens[b->n]);
+	if (rc)
+		return rc;
+	b->ids[b->n] = *oid;
+	b->bytes += b->lens[b->n];
+	b->n++;
+	if (b->n >= BATCH_OBJECTS || b->bytes >= BATCH_BYTES)
+		return batch_flush(b);
+	return 0;
+}
+
+static void batch_free(struct object_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->bodies[i]);
+	free(b->ids);
+	free(b->bodies);
+	free(b->lens);
+	pthread_mutex_destroy(&b->lock);
+}
+
 /* Marks every object of a tree as present in the cloud. */
 static int mark_tree(git_repository *repo, const git_oid *tree, struct oidset *known)
 {
@@ -489,9 +597,10 @@ static int mark_tree(git_repository *repo, const git_oid *tree, struct oidset *k
 	return 0;
 }
 
-static int upload_tree(struct cloud *c, const git_oid *tree, struct oidset *known,
+static int upload_tree(struct object_batch *b, const git_oid *tree, struct oidset *known,
 		       struct sync_report *rep)
 {
+	struct cloud *c = b->c;
 	if (oidset_has(known, tree))
 		return 0;
 	git_tree *t = NULL;
@@ -502,9 +611,9 @@ static int upload_tree(struct cloud *c, const git_oid *tree, struct oidset *know
 		const git_tree_entry *e = git_tree_entry_byindex(t, i);
 		const git_oid *id = git_tree_entry_id(e);
 		if (git_tree_entry_type(e) == GIT_OBJECT_TREE)
-			rc = upload_tree(c, id, known, rep);
+			rc = upload_tree(b, id, known, rep);
 		else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB && !oidset_has(known, id)) {
-			rc = cloud_put_object(c, id);
+			rc = batch_add(b, id);
 			if (!rc) {
 				oidset_add(known, id);
 				rep->objects_up++;
@@ -513,7 +622,7 @@ static int upload_tree(struct cloud *c, const git_oid *tree, struct oidset *know
 	}
 	git_tree_free(t);
 	if (!rc)
-		rc = cloud_put_object(c, tree);
+		rc = batch_add(b, tree);
 	if (!rc) {
 		oidset_add(known, tree);
 		rep->objects_up++;
@@ -527,10 +636,12 @@ static int upload_objects(struct cloud *c, const git_oid *head, struct sync_repo
 	git_repository *repo = c->vol->repo;
 	git_revwalk *walk = NULL;
 	struct oidset known = { 0 };
+	struct object_batch b = { .c = c };
 	git_oid uploaded, oid;
 	int rc = 0;
 	if (git_revwalk_new(&walk, repo) < 0)
 		return tree_git_error(-1, "walking history");
+	pthread_mutex_init(&b.lock, NULL);
 	git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
 	git_revwalk_push(walk, head);
 	if (git_reference_name_to_id(&uploaded, repo, UPLOADED_REF) == 0)
@@ -552,15 +663,18 @@ static int upload_objects(struct cloud *c, const git_oid *head, struct sync_repo
 				git_commit_free(pc);
 			}
 		}
-		rc = upload_tree(c, git_commit_tree_id(cm), &known, rep);
+		rc = upload_tree(&b, git_commit_tree_id(cm), &known, rep);
 		if (!rc)
-			rc = cloud_put_object(c, &oid);
+			rc = batch_add(&b, &oid);
 		if (!rc) {
 			oidset_add(&known, &oid);
 			rep->objects_up++;
 		}
 		git_commit_free(cm);
 	}
+	if (!rc)
+		rc = batch_flush(&b);
+	batch_free(&b);
 	git_revwalk_free(walk);
 	oidset_free(&known);
 	return rc;
