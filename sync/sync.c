@@ -153,36 +153,129 @@ struct fetch_ctx {
 	unsigned fetched;
 };
 
-static int fetch_graph(struct fetch_ctx *fc, const git_oid *oid, int depth)
+/* Objects fetched ahead: the children of one object are downloaded by
+ * FETCH_THREADS threads at once (a round trip each: a cloud far away makes
+ * that the whole of a clone), then stored one by one, depth first, by the
+ * calling thread, so that an object is written only after everything
+ * below it, as before. */
+#define FETCH_THREADS 8
+#define FETCH_AHEAD 256 /* children downloaded at once, bounding memory */
+
+struct got_object {
+	git_oid id;
+	git_object_t type;
+	uint8_t *data;
+	size_t len;
+	int rc;
+};
+
+struct fetch_batch {
+	struct cloud *c;
+	struct got_object *o;
+	size_t n, next;
+	pthread_mutex_t lock;
+	char why[512]; /* of the first failure */
+};
+
+static void *fetch_objects_thread(void *arg)
 {
-	if (oidset_has(&fc->done, oid))
-		return 0;
-	if (git_odb_exists(fc->odb, oid)) {
-		oidset_add(&fc->done, oid);
-		return 0;
+	struct fetch_batch *b = arg;
+	for (;;) {
+		pthread_mutex_lock(&b->lock);
+		size_t k = b->next++;
+		pthread_mutex_unlock(&b->lock);
+		if (k >= b->n)
+			break;
+		struct got_object *g = &b->o[k];
+		g->rc = cloud_get_object(b->c, &g->id, &g->type, &g->data, &g->len);
+		if (g->rc) {
+			pthread_mutex_lock(&b->lock);
+			if (!b->why[0])
+				snprintf(b->why, sizeof(b->why), "%s", error_last());
+			pthread_mutex_unlock(&b->lock);
+		}
 	}
+	return NULL;
+}
+
+static void fetch_objects(struct fetch_batch *b)
+{
+	pthread_t t[FETCH_THREADS];
+	int started = 0;
+	pthread_mutex_init(&b->lock, NULL);
+	for (int i = 0; i < FETCH_THREADS && (size_t)i < b->n; i++)
+		if (pthread_create(&t[started], NULL, fetch_objects_thread, b) == 0)
+			started++;
+	if (!started)
+		fetch_objects_thread(b);
+	for (int i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+	pthread_mutex_destroy(&b->lock);
+}
+
+static int store_graph(struct fetch_ctx *fc, struct got_object *g, int depth);
+
+/* Fetches and stores kids[0..n) that are not here yet, FETCH_AHEAD at a time. */
+static int fetch_children(struct fetch_ctx *fc, const git_oid *kids, size_t n, int depth)
+{
+	int rc = 0;
+	for (size_t at = 0; !rc && at < n;) {
+		struct fetch_batch b = { .c = fc->c };
+		b.o = calloc(FETCH_AHEAD, sizeof(*b.o));
+		if (!b.o)
+			return error_set(-ENOMEM, "out of memory fetching objects");
+		for (; at < n && b.n < FETCH_AHEAD; at++) {
+			if (oidset_has(&fc->done, &kids[at]))
+				continue;
+			if (git_odb_exists(fc->odb, &kids[at])) {
+				oidset_add(&fc->done, &kids[at]);
+				continue;
+			}
+			int dup = 0; /* a tree may name the same blob twice */
+			for (size_t j = 0; j < b.n && !dup; j++)
+				dup = git_oid_equal(&b.o[j].id, &kids[at]);
+			if (!dup)
+				b.o[b.n++].id = kids[at];
+		}
+		fetch_objects(&b);
+		for (size_t i = 0; i < b.n; i++) {
+			if (!rc && b.o[i].rc)
+				rc = error_set(b.o[i].rc, "%s", b.why[0] ? b.why : strerror(-b.o[i].rc));
+			if (!rc)
+				rc = store_graph(fc, &b.o[i], depth);
+			free(b.o[i].data);
+		}
+		free(b.o);
+	}
+	return rc;
+}
+
+/* g has been downloaded: its children first, then g itself. */
+static int store_graph(struct fetch_ctx *fc, struct got_object *g, int depth)
+{
+	if (oidset_has(&fc->done, &g->id))
+		return 0;
 	if (depth > 100000)
 		return error_set(-ELOOP, "history from the cloud is too deep");
-	git_object_t type;
-	uint8_t *data = NULL;
-	size_t len = 0;
 	git_oid *kids = NULL;
 	size_t nkids = 0;
-	int rc = cloud_get_object(fc->c, oid, &type, &data, &len);
+	int rc = children(g->type, g->data, g->len, &kids, &nkids);
 	if (!rc)
-		rc = children(type, data, len, &kids, &nkids);
-	for (size_t i = 0; !rc && i < nkids; i++)
-		rc = fetch_graph(fc, &kids[i], depth + 1);
+		rc = fetch_children(fc, kids, nkids, depth + 1);
 	git_oid written;
-	if (!rc && git_odb_write(&written, fc->odb, data, len, type) < 0)
+	if (!rc && git_odb_write(&written, fc->odb, g->data, g->len, g->type) < 0)
 		rc = tree_git_error(-1, "storing an object from the cloud");
 	if (!rc) {
-		oidset_add(&fc->done, oid);
+		oidset_add(&fc->done, &g->id);
 		fc->fetched++;
 	}
 	free(kids);
-	free(data);
 	return rc;
+}
+
+static int fetch_graph(struct fetch_ctx *fc, const git_oid *oid, int depth)
+{
+	return fetch_children(fc, oid, 1, depth);
 }
 
 struct remote_head {
