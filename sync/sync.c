@@ -87,6 +87,23 @@ static void oidset_free(struct oidset *s)
 	free(s->used);
 }
 
+/* Runs fn(arg) in n threads (at most WORKERS_MAX) and waits for them; in
+ * this thread alone when none can be started.  Each fn takes work from arg
+ * under arg's own lock until there is none. */
+#define WORKERS_MAX 16
+static void run_workers(void *(*fn)(void *), void *arg, size_t n)
+{
+	pthread_t t[WORKERS_MAX];
+	size_t started = 0;
+	for (size_t i = 0; i < n && i < WORKERS_MAX; i++)
+		if (pthread_create(&t[started], NULL, fn, arg) == 0)
+			started++;
+	if (!started)
+		fn(arg);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+}
+
 /* ---- fetch -------------------------------------------------------------- */
 
 /* The oids an object names: a commit's tree and parents, a tree's entries
@@ -200,16 +217,8 @@ static void *fetch_objects_thread(void *arg)
 
 static void fetch_objects(struct fetch_batch *b)
 {
-	pthread_t t[FETCH_THREADS];
-	int started = 0;
 	pthread_mutex_init(&b->lock, NULL);
-	for (int i = 0; i < FETCH_THREADS && (size_t)i < b->n; i++)
-		if (pthread_create(&t[started], NULL, fetch_objects_thread, b) == 0)
-			started++;
-	if (!started)
-		fetch_objects_thread(b);
-	for (int i = 0; i < started; i++)
-		pthread_join(t[i], NULL);
+	run_workers(fetch_objects_thread, b, b->n < FETCH_THREADS ? b->n : FETCH_THREADS);
 	pthread_mutex_destroy(&b->lock);
 }
 
@@ -543,15 +552,7 @@ static int upload_blocks(struct cloud *c, struct sync_report *rep,
 	if (progress)
 		progress(p, 0, l.n); /* the total is known before the first pack is up */
 	pthread_mutex_init(&u.lock, NULL);
-	pthread_t t[UPLOAD_THREADS];
-	int started = 0;
-	for (int i = 0; i < UPLOAD_THREADS && (size_t)i < l.npacks; i++)
-		if (pthread_create(&t[started], NULL, upload_blocks_thread, &u) == 0)
-			started++;
-	if (!started)
-		upload_blocks_thread(&u);
-	for (int i = 0; i < started; i++)
-		pthread_join(t[i], NULL);
+	run_workers(upload_blocks_thread, &u, l.npacks < UPLOAD_THREADS ? l.npacks : UPLOAD_THREADS);
 	pthread_mutex_destroy(&u.lock);
 	rep->blocks_up += u.sent;
 	rep->bytes_up += u.bytes;
@@ -617,15 +618,7 @@ static int batch_flush(struct object_batch *b)
 		return 0;
 	b->next = 0;
 	b->rc = 0;
-	pthread_t t[OBJECT_THREADS];
-	int started = 0;
-	for (int i = 0; i < OBJECT_THREADS && (size_t)i < b->n; i++)
-		if (pthread_create(&t[started], NULL, send_objects_thread, b) == 0)
-			started++;
-	if (!started)
-		send_objects_thread(b);
-	for (int i = 0; i < started; i++)
-		pthread_join(t[i], NULL);
+	run_workers(send_objects_thread, b, b->n < OBJECT_THREADS ? b->n : OBJECT_THREADS);
 	for (size_t i = 0; i < b->n; i++)
 		free(b->bodies[i]);
 	b->n = b->bytes = 0;
