@@ -175,7 +175,7 @@ struct fetch_ctx {
  * that the whole of a clone), then stored one by one, depth first, by the
  * calling thread, so that an object is written only after everything
  * below it, as before. */
-#define FETCH_THREADS 8
+#define FETCH_THREADS 16
 #define FETCH_AHEAD 256 /* children downloaded at once, bounding memory */
 
 struct got_object {
@@ -572,7 +572,7 @@ static int upload_blocks(struct cloud *c, struct sync_report *rep,
  * threads.  Order within the objects does not matter: readers start from a
  * head, which goes up after all of them. */
 
-#define OBJECT_THREADS 8
+#define OBJECT_THREADS 16
 #define BATCH_OBJECTS 512
 #define BATCH_BYTES (8u << 20)
 
