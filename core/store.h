@@ -1,6 +1,7 @@
 /* store: the local block cache, content-addressed.
  *
- * Each block is one file, blocks/XX/XXXX...(64 hex), holding the plain bytes
+ * Each block is one file, blocks/ab/abcd... (the id in 64 hex digits, its
+ * first two naming the fan-out directory), holding the plain bytes
  * (the cache is local; sealing happens only for what leaves the machine)
  * and a 16-byte trailer with a checksum of them.  Writes are atomic and
  * durable: temp file, fsync, rename, fsync of the directory.  Data is

@@ -104,13 +104,13 @@ static void drop(struct fs_bcache *c, struct slot *s)
 	s->len = 0;
 }
 
-/* Under the lock: the least recently used occupied slot other than keep. */
-static struct slot *oldest(struct fs_bcache *c, const struct slot *keep)
+/* Under the lock: the least recently used occupied slot, or NULL. */
+static struct slot *oldest(struct fs_bcache *c)
 {
 	struct slot *o = NULL;
 	for (size_t i = 0; i < c->nslots; i++) {
 		struct slot *s = &c->slots[i];
-		if (s->data && s != keep && (!o || s->tick < o->tick))
+		if (s->data && (!o || s->tick < o->tick))
 			o = s;
 	}
 	return o;
@@ -123,29 +123,28 @@ void fs_bcache_put(struct fs_bcache *c, const blockid_t *id, uint8_t *data, size
 		return;
 	}
 	pthread_mutex_lock(&c->lock);
-	struct slot *victim = &c->slots[0];
+	struct slot *free_slot = NULL, *o;
 	for (size_t i = 0; i < c->nslots; i++) {
 		struct slot *s = &c->slots[i];
-		if (s->data && blockid_cmp(&s->id, id) == 0) {
-			victim = NULL; /* another thread installed it meanwhile */
-			break;
-		}
-		if (!s->data || (victim->data && s->tick < victim->tick))
-			victim = s;
+		if (s->data && blockid_cmp(&s->id, id) == 0)
+			goto done; /* another thread installed it meanwhile */
+		if (!s->data && !free_slot)
+			free_slot = s;
 	}
-	if (victim) {
-		if (victim->data)
-			drop(c, victim);
-		struct slot *o;
-		while (c->bytes + len > c->max_bytes && (o = oldest(c, victim)))
-			drop(c, o);
-		victim->id = *id;
-		victim->data = data;
-		victim->len = len;
-		victim->tick = ++c->tick;
+	while ((!free_slot || c->bytes + len > c->max_bytes) && (o = oldest(c))) {
+		drop(c, o);
+		if (!free_slot)
+			free_slot = o;
+	}
+	if (free_slot) {
+		free_slot->id = *id;
+		free_slot->data = data;
+		free_slot->len = len;
+		free_slot->tick = ++c->tick;
 		c->bytes += len;
 		data = NULL;
 	}
+done:
 	pthread_mutex_unlock(&c->lock);
 	free(data);
 }

@@ -136,11 +136,14 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* The six characters mkostemp replaces with a unique name. */
+#define MKSTEMP_SUFFIX "XXXXXX"
+
 /* Creates the temp file holding data, synced; *tmp malloc'd. */
 static int write_temp(struct file_backend *f, const void *data, size_t len, char **tmp)
 {
 	char *path = NULL;
-	if (asprintf(&path, "%s/" TMP_DIR "/put-XXXXXX", f->dir) < 0)
+	if (asprintf(&path, "%s/" TMP_DIR "/put-" MKSTEMP_SUFFIX, f->dir) < 0)
 		return -ENOMEM;
 	size_t n = strlen(path);
 	int fd = mkostemp(path, O_CLOEXEC);
@@ -149,7 +152,7 @@ static int write_temp(struct file_backend *f, const void *data, size_t len, char
 		if (td && (mkdir(td, 0755) == 0 || errno == EEXIST)) {
 			/* A failed mkostemp leaves its last try in the
 			 * template: put the Xs back. */
-			memcpy(path + n - 6, "XXXXXX", 6);
+			memcpy(path + n - 6, MKSTEMP_SUFFIX, 6);
 			fd = mkostemp(path, O_CLOEXEC);
 		}
 		free(td);

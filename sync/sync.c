@@ -87,21 +87,71 @@ static void oidset_free(struct oidset *s)
 	free(s->used);
 }
 
-/* Runs fn(arg) in n threads (at most WORKERS_MAX) and waits for them; in
- * this thread alone when none can be started.  Each fn takes work from arg
- * under arg's own lock until there is none. */
+/* ---- worker pools ---------------------------------------------------------- *
+ *
+ * Block upload, object upload and object fetch each hand n numbered items
+ * to a few threads; the first failure (with its message, which lives in
+ * the failing thread's error slot) stops the rest and is the result. */
+
 #define WORKERS_MAX 16
-static void run_workers(void *(*fn)(void *), void *arg, size_t n)
+
+struct workq {
+	pthread_mutex_t lock; /* also guards what the users keep next to it */
+	size_t n, next;
+	int rc;
+	char why[512];
+};
+
+/* 1 with the next item in *k, 0 when none is left or one failed. */
+static int workq_take(struct workq *q, size_t *k)
+{
+	pthread_mutex_lock(&q->lock);
+	int more = !q->rc && q->next < q->n;
+	if (more)
+		*k = q->next++;
+	pthread_mutex_unlock(&q->lock);
+	return more;
+}
+
+/* Under q->lock. */
+static void workq_fail_locked(struct workq *q, int rc)
+{
+	if (rc && !q->rc) {
+		q->rc = rc;
+		snprintf(q->why, sizeof(q->why), "%s", error_last());
+	}
+}
+
+static void workq_fail(struct workq *q, int rc)
+{
+	pthread_mutex_lock(&q->lock);
+	workq_fail_locked(q, rc);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Runs fn(arg) in up to threads threads (fewer for fewer items; in this
+ * thread alone when none can be started) over q's n items, waits, and
+ * returns the first failure with its message, or 0. */
+static int workq_run(struct workq *q, size_t n, int threads, void *(*fn)(void *), void *arg)
 {
 	pthread_t t[WORKERS_MAX];
 	size_t started = 0;
-	for (size_t i = 0; i < n && i < WORKERS_MAX; i++)
+	pthread_mutex_init(&q->lock, NULL);
+	q->n = n;
+	q->next = 0;
+	q->rc = 0;
+	q->why[0] = '\0';
+	for (size_t i = 0; i < n && i < (size_t)threads && i < WORKERS_MAX; i++)
 		if (pthread_create(&t[started], NULL, fn, arg) == 0)
 			started++;
 	if (!started)
 		fn(arg);
 	for (size_t i = 0; i < started; i++)
 		pthread_join(t[i], NULL);
+	pthread_mutex_destroy(&q->lock);
+	if (q->rc)
+		return error_set(q->rc, "%s", q->why[0] ? q->why : strerror(-q->rc));
+	return 0;
 }
 
 /* ---- fetch -------------------------------------------------------------- */
@@ -178,51 +228,32 @@ struct fetch_ctx {
 #define FETCH_THREADS 16
 #define FETCH_AHEAD 256 /* children downloaded at once, bounding memory */
 
-struct got_object {
+/* An object on its way up or down: type and data are its raw git form. */
+struct object_item {
 	git_oid id;
 	git_object_t type;
 	uint8_t *data;
 	size_t len;
-	int rc;
 };
 
 struct fetch_batch {
+	struct workq q;
 	struct cloud *c;
-	struct got_object *o;
-	size_t n, next;
-	pthread_mutex_t lock;
-	char why[512]; /* of the first failure */
+	struct object_item *o;
 };
 
 static void *fetch_objects_thread(void *arg)
 {
 	struct fetch_batch *b = arg;
-	for (;;) {
-		pthread_mutex_lock(&b->lock);
-		size_t k = b->next++;
-		pthread_mutex_unlock(&b->lock);
-		if (k >= b->n)
-			break;
-		struct got_object *g = &b->o[k];
-		g->rc = cloud_get_object(b->c, &g->id, &g->type, &g->data, &g->len);
-		if (g->rc) {
-			pthread_mutex_lock(&b->lock);
-			if (!b->why[0])
-				snprintf(b->why, sizeof(b->why), "%s", error_last());
-			pthread_mutex_unlock(&b->lock);
-		}
+	size_t k;
+	while (workq_take(&b->q, &k)) {
+		struct object_item *g = &b->o[k];
+		workq_fail(&b->q, cloud_get_object(b->c, &g->id, &g->type, &g->data, &g->len));
 	}
 	return NULL;
 }
 
-static void fetch_objects(struct fetch_batch *b)
-{
-	pthread_mutex_init(&b->lock, NULL);
-	run_workers(fetch_objects_thread, b, b->n < FETCH_THREADS ? b->n : FETCH_THREADS);
-	pthread_mutex_destroy(&b->lock);
-}
-
-static int store_graph(struct fetch_ctx *fc, struct got_object *g, int depth);
+static int store_graph(struct fetch_ctx *fc, struct object_item *g, int depth);
 
 /* Fetches and stores kids[0..n) that are not here yet, FETCH_AHEAD at a time. */
 static int fetch_children(struct fetch_ctx *fc, const git_oid *kids, size_t n, int depth)
@@ -230,10 +261,11 @@ static int fetch_children(struct fetch_ctx *fc, const git_oid *kids, size_t n, i
 	int rc = 0;
 	for (size_t at = 0; !rc && at < n;) {
 		struct fetch_batch b = { .c = fc->c };
+		size_t m = 0;
 		b.o = calloc(FETCH_AHEAD, sizeof(*b.o));
 		if (!b.o)
 			return error_set(-ENOMEM, "out of memory fetching objects");
-		for (; at < n && b.n < FETCH_AHEAD; at++) {
+		for (; at < n && m < FETCH_AHEAD; at++) {
 			if (oidset_has(&fc->done, &kids[at]))
 				continue;
 			if (git_odb_exists(fc->odb, &kids[at])) {
@@ -241,15 +273,13 @@ static int fetch_children(struct fetch_ctx *fc, const git_oid *kids, size_t n, i
 				continue;
 			}
 			int dup = 0; /* a tree may name the same blob twice */
-			for (size_t j = 0; j < b.n && !dup; j++)
+			for (size_t j = 0; j < m && !dup; j++)
 				dup = git_oid_equal(&b.o[j].id, &kids[at]);
 			if (!dup)
-				b.o[b.n++].id = kids[at];
+				b.o[m++].id = kids[at];
 		}
-		fetch_objects(&b);
-		for (size_t i = 0; i < b.n; i++) {
-			if (!rc && b.o[i].rc)
-				rc = error_set(b.o[i].rc, "%s", b.why[0] ? b.why : strerror(-b.o[i].rc));
+		rc = workq_run(&b.q, m, FETCH_THREADS, fetch_objects_thread, &b);
+		for (size_t i = 0; i < m; i++) {
 			if (!rc)
 				rc = store_graph(fc, &b.o[i], depth);
 			free(b.o[i].data);
@@ -260,7 +290,7 @@ static int fetch_children(struct fetch_ctx *fc, const git_oid *kids, size_t n, i
 }
 
 /* g has been downloaded: its children first, then g itself. */
-static int store_graph(struct fetch_ctx *fc, struct got_object *g, int depth)
+static int store_graph(struct fetch_ctx *fc, struct object_item *g, int depth)
 {
 	if (oidset_has(&fc->done, &g->id))
 		return 0;
@@ -449,13 +479,10 @@ static int cut_packs(struct id_list *l)
 }
 
 struct block_uploader {
+	struct workq q; /* items: packs */
 	struct cloud *c;
 	struct id_list *l;
-	pthread_mutex_t lock;
-	size_t next; /* pack */
-	int rc;
-	char why[512]; /* rc's message: it was set in a worker's own error slot */
-	unsigned done, sent;
+	unsigned done, sent; /* under q.lock */
 	uint64_t bytes;
 	void (*progress)(void *p, uint64_t done, uint64_t total);
 	void *p;
@@ -508,21 +535,13 @@ static int upload_pack(struct block_uploader *u, size_t first, size_t end, unsig
 static void *upload_blocks_thread(void *arg)
 {
 	struct block_uploader *u = arg;
-	for (;;) {
-		pthread_mutex_lock(&u->lock);
-		size_t k = u->next++;
-		int stop = u->rc || k >= u->l->npacks;
-		pthread_mutex_unlock(&u->lock);
-		if (stop)
-			break;
+	size_t k;
+	while (workq_take(&u->q, &k)) {
 		unsigned sent = 0;
 		uint64_t bytes = 0;
 		int rc = upload_pack(u, u->l->cut[k], u->l->cut[k + 1], &sent, &bytes);
-		pthread_mutex_lock(&u->lock);
-		if (rc && !u->rc) {
-			u->rc = rc;
-			snprintf(u->why, sizeof(u->why), "%s", error_last());
-		}
+		pthread_mutex_lock(&u->q.lock);
+		workq_fail_locked(&u->q, rc);
 		if (!rc) {
 			u->done += (unsigned)(u->l->cut[k + 1] - u->l->cut[k]);
 			u->sent += sent;
@@ -530,7 +549,7 @@ static void *upload_blocks_thread(void *arg)
 			if (u->progress)
 				u->progress(u->p, u->done, u->l->n);
 		}
-		pthread_mutex_unlock(&u->lock);
+		pthread_mutex_unlock(&u->q.lock);
 	}
 	return NULL;
 }
@@ -551,17 +570,13 @@ static int upload_blocks(struct cloud *c, struct sync_report *rep,
 	struct block_uploader u = { .c = c, .l = &l, .progress = progress, .p = p };
 	if (progress)
 		progress(p, 0, l.n); /* the total is known before the first pack is up */
-	pthread_mutex_init(&u.lock, NULL);
-	run_workers(upload_blocks_thread, &u, l.npacks < UPLOAD_THREADS ? l.npacks : UPLOAD_THREADS);
-	pthread_mutex_destroy(&u.lock);
+	rc = workq_run(&u.q, l.npacks, UPLOAD_THREADS, upload_blocks_thread, &u);
 	rep->blocks_up += u.sent;
 	rep->bytes_up += u.bytes;
 	free(l.ids);
 	free(l.sizes);
 	free(l.cut);
-	if (u.rc)
-		return error_set(u.rc, "%s", u.why[0] ? u.why : strerror(-u.rc));
-	return 0;
+	return rc;
 }
 
 /* ---- objects: read in order, sent in parallel -------------------------- *
@@ -577,37 +592,18 @@ static int upload_blocks(struct cloud *c, struct sync_report *rep,
 #define BATCH_BYTES (8u << 20)
 
 struct object_batch {
+	struct workq q;
 	struct cloud *c;
-	git_oid *ids;
-	uint8_t **bodies;
-	size_t *lens;
+	struct object_item *o; /* data: the body, type byte first */
 	size_t n, cap, bytes;
-	pthread_mutex_t lock;
-	size_t next;
-	int rc;
-	char why[512];
 };
 
 static void *send_objects_thread(void *arg)
 {
 	struct object_batch *b = arg;
-	for (;;) {
-		pthread_mutex_lock(&b->lock);
-		size_t k = b->next++;
-		int stop = b->rc || k >= b->n;
-		pthread_mutex_unlock(&b->lock);
-		if (stop)
-			break;
-		int rc = cloud_put_object_body(b->c, &b->ids[k], b->bodies[k], b->lens[k]);
-		if (rc) {
-			pthread_mutex_lock(&b->lock);
-			if (!b->rc) {
-				b->rc = rc;
-				snprintf(b->why, sizeof(b->why), "%s", error_last());
-			}
-			pthread_mutex_unlock(&b->lock);
-		}
-	}
+	size_t k;
+	while (workq_take(&b->q, &k))
+		workq_fail(&b->q, cloud_put_object_body(b->c, &b->o[k].id, b->o[k].data, b->o[k].len));
 	return NULL;
 }
 
@@ -616,38 +612,29 @@ static int batch_flush(struct object_batch *b)
 {
 	if (!b->n)
 		return 0;
-	b->next = 0;
-	b->rc = 0;
-	run_workers(send_objects_thread, b, b->n < OBJECT_THREADS ? b->n : OBJECT_THREADS);
+	int rc = workq_run(&b->q, b->n, OBJECT_THREADS, send_objects_thread, b);
 	for (size_t i = 0; i < b->n; i++)
-		free(b->bodies[i]);
+		free(b->o[i].data);
 	b->n = b->bytes = 0;
-	if (b->rc)
-		return error_set(b->rc, "%s", b->why[0] ? b->why : strerror(-b->rc));
-	return 0;
+	return rc;
 }
 
 static int batch_add(struct object_batch *b, const git_oid *oid)
 {
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 64;
-		git_oid *ids = realloc(b->ids, cap * sizeof(*ids));
-		if (ids)
-			b->ids = ids;
-		uint8_t **bodies = ids ? realloc(b->bodies, cap * sizeof(*bodies)) : NULL;
-		if (bodies)
-			b->bodies = bodies;
-		size_t *lens = bodies ? realloc(b->lens, cap * sizeof(*lens)) : NULL;
-		if (!lens)
+		struct object_item *o = realloc(b->o, cap * sizeof(*o));
+		if (!o)
 			return error_set(-ENOMEM, "out of memory queueing objects to upload");
-		b->lens = lens;
+		b->o = o;
 		b->cap = cap;
 	}
-	int rc = cloud_object_body(b->c, oid, &b->bodies[b->n], &b->lens[b->n]);
+	struct object_item *it = &b->o[b->n];
+	int rc = cloud_object_body(b->c, oid, &it->data, &it->len);
 	if (rc)
 		return rc;
-	b->ids[b->n] = *oid;
-	b->bytes += b->lens[b->n];
+	it->id = *oid;
+	b->bytes += it->len;
 	b->n++;
 	if (b->n >= BATCH_OBJECTS || b->bytes >= BATCH_BYTES)
 		return batch_flush(b);
@@ -657,11 +644,8 @@ static int batch_add(struct object_batch *b, const git_oid *oid)
 static void batch_free(struct object_batch *b)
 {
 	for (size_t i = 0; i < b->n; i++)
-		free(b->bodies[i]);
-	free(b->ids);
-	free(b->bodies);
-	free(b->lens);
-	pthread_mutex_destroy(&b->lock);
+		free(b->o[i].data);
+	free(b->o);
 }
 
 /* Marks every object of a tree as present in the cloud. */
@@ -727,7 +711,6 @@ static int upload_objects(struct cloud *c, const git_oid *head, struct sync_repo
 	int rc = 0;
 	if (git_revwalk_new(&walk, repo) < 0)
 		return tree_git_error(-1, "walking history");
-	pthread_mutex_init(&b.lock, NULL);
 	git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE);
 	git_revwalk_push(walk, head);
 	if (git_reference_name_to_id(&uploaded, repo, UPLOADED_REF) == 0)

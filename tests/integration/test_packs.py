@@ -19,6 +19,16 @@ from webdav_server import webdav  # noqa: F401  (module-scoped fixture)
 MAX_SEALED = 256 * 1024 + 41   # the largest block, sealed
 
 
+def mib_chunks(path):
+    """The file at path, read sequentially 1 MiB at a time."""
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(MiB)
+            if not chunk:
+                return
+            yield chunk
+
+
 def pack_gets(webdav, mark):
     return [r for r in webdav.requests_since(mark) if r[0] == "GET" and "/packs/" in r[3]]
 
@@ -60,14 +70,7 @@ def test_a_cold_sequential_read_takes_one_get_per_window(tmp_path, webdav):
         assert blocks > 300, blocks
         b = clone(tmp_path, webdav, "b", "vol-seq", key, devices)
         mark = webdav.requests_mark()
-        got = bytearray()
-        with open(b.mp / "big.bin", "rb") as f:
-            while True:
-                chunk = f.read(MiB)
-                if not chunk:
-                    break
-                got += chunk
-        assert bytes(got) == data
+        assert b"".join(mib_chunks(b.mp / "big.bin")) == data
         gets = pack_gets(webdav, mark)
         # Windows of up to 1 MiB: about 32 GETs; a few lone blocks where
         # prefetch threads start out of order.  One GET per block would be
@@ -126,13 +129,9 @@ def test_a_damaged_pack_gives_eio_never_wrong_data(tmp_path, webdav):
         assert read_file(b.mp / "small.txt") == b"unharmed\n"
         got = bytearray()
         with pytest.raises(OSError) as e:
-            with open(b.mp / "big.bin", "rb") as f:
-                while True:
-                    chunk = f.read(MiB)
-                    if not chunk:
-                        break
-                    assert chunk == data[len(got):len(got) + len(chunk)], "wrong data"
-                    got += chunk
+            for chunk in mib_chunks(b.mp / "big.bin"):
+                assert chunk == data[len(got):len(got) + len(chunk)], "wrong data"
+                got += chunk
         assert e.value.errno == 5, e.value   # EIO
         # The daemon lives on and says what happened.
         log = (b.vol.dir / "log").read_text(errors="replace")
@@ -178,18 +177,14 @@ def test_kill_9_in_the_middle_of_a_cold_read_leaves_a_good_cache(tmp_path, webda
 
         def reader():
             try:
-                with open(b.mp / "big.bin", "rb") as f:
-                    while True:
-                        chunk = f.read(MiB)
-                        if not chunk:
-                            break
-                        if chunk != data[len(got):len(got) + len(chunk)]:
-                            wrong.append(len(got))
-                            break
-                        got.extend(chunk)
-                        if len(got) >= 4 * MiB:
-                            started.set()
-                        time.sleep(0.02)   # a reader slower than the kill
+                for chunk in mib_chunks(b.mp / "big.bin"):
+                    if chunk != data[len(got):len(got) + len(chunk)]:
+                        wrong.append(len(got))
+                        break
+                    got.extend(chunk)
+                    if len(got) >= 4 * MiB:
+                        started.set()
+                    time.sleep(0.02)   # a reader slower than the kill
             except OSError:
                 pass   # the daemon died under it: ENOTCONN or EIO
             started.set()
