@@ -312,6 +312,30 @@ def test_xattr_on_a_directory_kept(mounted, remount):
     assert os.getxattr(d, "user.tag") == b"dir"
 
 
+def test_namespaces_not_kept_are_unsupported_so_ls_asks_once(mounted):
+    """security.* and system.* are not kept: getxattr says EOPNOTSUPP (not
+    ENODATA, "kept but empty"), so ls -l stops asking for them after the
+    first file of the mount instead of asking for every file; a user.* name
+    on a symlink just has no value, as on ext4."""
+    d = mounted / "d"
+    os.mkdir(d)
+    for i in range(40):
+        write_file(d / f"f{i}", b"x")
+    os.symlink("f0", d / "link")
+    for p in (d, d / "f0"):
+        for name in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+            raises_errno(errno.EOPNOTSUPP, os.getxattr, p, name)
+        raises_errno(errno.EOPNOTSUPP, os.setxattr, p, "security.x", b"1")
+    raises_errno(errno.ENODATA, os.getxattr, d / "link", "user.a", follow_symlinks=False)
+    os.setxattr(d / "f1", "user.a", b"1")
+    traced = check(run(["strace", "-f", "-c", "-e", "trace=getxattr,lgetxattr",
+                        "ls", "-lR", str(mounted)]))
+    calls = sum(int(line.split()[3]) for line in traced.stderr.splitlines()
+                if line.split()[-1:] in (["getxattr"], ["lgetxattr"]))
+    assert 1 <= calls <= 4, traced.stderr
+    assert traced.stdout.count(" f") >= 40
+
+
 def test_noxattr_turns_extended_attributes_off_and_keeps_the_stored_ones(mounts, volume,
                                                                         mountpoint):
     """-o noxattr: the kernel hears ENOSYS once and answers EOPNOTSUPP
