@@ -95,6 +95,16 @@ int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, ui
 	return 0;
 }
 
+int fs_bcache_has(struct fs_bcache *c, const blockid_t *id)
+{
+	int has = 0;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->nslots && !has; i++)
+		has = c->slots[i].data && blockid_cmp(&c->slots[i].id, id) == 0;
+	pthread_mutex_unlock(&c->lock);
+	return has;
+}
+
 /* Under the lock. */
 static void drop(struct fs_bcache *c, struct slot *s)
 {

@@ -22,6 +22,9 @@ void fs_bcache_free(struct fs_bcache *c);
 int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, uint32_t blen,
 		   uint32_t off, void *buf, size_t n);
 
+/* 1 when id is held (a hint: it may be evicted the next moment). */
+int fs_bcache_has(struct fs_bcache *c, const blockid_t *id);
+
 /* Installs a verified block (taking ownership of data), e.g. from
  * readahead, so that the reads that follow need no store read or hash. */
 void fs_bcache_put(struct fs_bcache *c, const blockid_t *id, uint8_t *data, size_t len);

@@ -3,7 +3,9 @@
  * blocks, and turns the tree back into a commit.  No FUSE here. */
 #include "config.h"
 #include "fs/fs.h"
+#include "core/chunk.h"
 #include "core/error.h"
+#include "core/fetch.h"
 #include "core/log.h"
 #include "core/manifest.h"
 #include "core/store.h"
@@ -13,7 +15,6 @@
 #include "fs/early.h"
 #include "fs/journal.h"
 #include "fs/overlay.h"
-#include "core/fetch.h"
 #include "fs/prefetch.h"
 #include "fs/rechunk.h"
 
@@ -674,30 +675,38 @@ static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_
 /* Fetches in parallel what this read needs beyond its first block (which
  * the reading thread fetches itself) and, when the read continues the last
  * one, the next READAHEAD_BLOCKS too, so a cold read waits about one round
- * trip per request instead of one per block.  Blocks already stored are
- * skipped by the queue. */
+ * trip per request instead of one per block.  A sequential reader's window
+ * mostly overlaps the one queued for its previous read: ra_queued marks how
+ * far that one went, so each block is queued once, not once per read. */
 static void read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t len)
 {
 	uint64_t prev = __atomic_exchange_n(&ino->ra_next, off + len, __ATOMIC_RELAXED);
 	const struct manifest *m = ino->m;
 	if (!m || m->is_inline || !fs->prefetch || off >= m->size)
 		return;
+	int seq = prev == off;
 	uint64_t start, end = off + len;
+	uint64_t queued = seq ? __atomic_load_n(&ino->ra_queued, __ATOMIC_RELAXED) : 0;
 	size_t i = manifest_find(m, off, &start);
-	size_t extra = prev == off ? READAHEAD_BLOCKS : 0, n = 0;
+	size_t extra = seq ? READAHEAD_BLOCKS : 0, n = 0;
 	blockid_t ids[READAHEAD_MAX];
 	start += m->blocks[i].len;
+	if (queued < start || queued > end + (uint64_t)READAHEAD_BLOCKS * CHUNK_MAX)
+		queued = 0; /* not this reader's window: queue it all */
 	for (size_t k = i + 1; k < m->nblocks && n < READAHEAD_MAX; k++) {
 		if (start >= end) {
 			if (!extra)
 				break;
 			extra--;
 		}
-		ids[n++] = m->blocks[k].id;
+		if (start >= queued)
+			ids[n++] = m->blocks[k].id;
 		start += m->blocks[k].len;
 	}
+	if (seq && start > queued)
+		__atomic_store_n(&ino->ra_queued, start, __ATOMIC_RELAXED);
 	if (n)
-		fs_prefetch_queue(fs->prefetch, ids, n, prev == off ? FETCH_SEQUENTIAL : 0);
+		fs_prefetch_queue(fs->prefetch, ids, n, seq ? FETCH_SEQUENTIAL : 0);
 }
 
 long fs_read(struct fs *fs, struct fs_inode *ino, void *buf, size_t len, uint64_t off)

@@ -41,6 +41,7 @@ struct fs_inode {
 	/* Where the last read ended: a read starting there is sequential and
 	 * earns readahead.  A hint only, read and written atomically. */
 	uint64_t ra_next;
+	uint64_t ra_queued; /* readahead queued up to here (end of a block) */
 	/* Queued for or being cut ahead of the flush (fs/early.c); keeps the
 	 * inode alive.  fs->lock guards it. */
 	int early_busy;

@@ -115,7 +115,12 @@ void fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, in
 	struct store *s = fetch_store_borrow(p->f);
 	pthread_mutex_lock(&p->lock);
 	for (size_t i = 0; i < n && p->n < QUEUE_MAX; i++) {
-		if (blockid_is_zero(&ids[i]) || queued_or_busy(p, &ids[i]) || store_has(s, &ids[i]))
+		/* Ahead of a sequential reader, blocks already stored are read
+		 * into memory too: from a cold disk, many block files in
+		 * parallel beat one after another. */
+		int stored = store_has(s, &ids[i]);
+		if (blockid_is_zero(&ids[i]) || queued_or_busy(p, &ids[i]) ||
+		    (stored && (!(flags & FETCH_SEQUENTIAL) || fs_bcache_has(p->cache, &ids[i]))))
 			continue;
 		p->q[(p->head + p->n) % QUEUE_MAX] = ids[i];
 		p->qflags[(p->head + p->n) % QUEUE_MAX] = flags;
