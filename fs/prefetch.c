@@ -62,8 +62,12 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		uint8_t *data = NULL;
 		size_t len = 0;
-		if (block_prefetch(p->f, &id, flags, &data, &len) == 0)
-			fs_bcache_put(p->cache, &id, data, len);
+		if (block_prefetch(p->f, &id, flags & ~FS_PREFETCH_MEMORY, &data, &len) == 0) {
+			if (flags & FS_PREFETCH_MEMORY)
+				fs_bcache_put(p->cache, &id, data, len);
+			else
+				free(data);
+		}
 		pthread_mutex_lock(&p->lock);
 		p->busy_set[wa->k] = 0;
 	}
@@ -110,17 +114,19 @@ void fs_prefetch_free(struct fs_prefetch *p)
 	free(p);
 }
 
-void fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, int flags)
+size_t fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, int flags)
 {
 	struct store *s = fetch_store_borrow(p->f);
+	int stored_too = (flags & FETCH_SEQUENTIAL) && (flags & FS_PREFETCH_MEMORY);
+	size_t i = 0;
 	pthread_mutex_lock(&p->lock);
-	for (size_t i = 0; i < n && p->n < QUEUE_MAX; i++) {
+	for (; i < n && p->n < QUEUE_MAX; i++) {
 		/* Ahead of a sequential reader, blocks already stored are read
 		 * into memory too: from a cold disk, many block files in
 		 * parallel beat one after another. */
 		int stored = store_has(s, &ids[i]);
 		if (blockid_is_zero(&ids[i]) || queued_or_busy(p, &ids[i]) ||
-		    (stored && (!(flags & FETCH_SEQUENTIAL) || fs_bcache_has(p->cache, &ids[i]))))
+		    (stored && (!stored_too || fs_bcache_has(p->cache, &ids[i]))))
 			continue;
 		p->q[(p->head + p->n) % QUEUE_MAX] = ids[i];
 		p->qflags[(p->head + p->n) % QUEUE_MAX] = flags;
@@ -128,4 +134,5 @@ void fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, in
 		pthread_cond_signal(&p->more);
 	}
 	pthread_mutex_unlock(&p->lock);
+	return i;
 }

@@ -1,8 +1,9 @@
-/* prefetch: readahead for files read in order.  When a read reaches block
- * i of a file and the previous read of that file ended where this one
- * starts, the next blocks are fetched in the background (a few at a time,
- * in parallel) into the local store and the read cache, so that a cold sequential read from
- * the cloud waits for one round trip per window rather than per block. */
+/* prefetch: readahead for files read in order, and for files read all
+ * over (fs.c's WHOLE_AFTER).  When a read reaches block i of a file and the
+ * previous read of that file ended where this one starts, the next blocks
+ * are fetched in the background (a few at a time, in parallel) into the
+ * local store and the read cache, so that a cold sequential read from the
+ * cloud waits for one round trip per window rather than per block. */
 #ifndef PEERCLING_FS_PREFETCH_H
 #define PEERCLING_FS_PREFETCH_H
 
@@ -16,9 +17,15 @@ struct fs_prefetch;
 int fs_prefetch_new(struct fs_prefetch **out, struct fetch *f, struct fs_bcache *cache,
 		    int threads);
 void fs_prefetch_free(struct fs_prefetch *p);
-/* Queues ids that are not in the store yet; drops them when the queue is
- * full (readahead is a hint, never a promise).  flags: FETCH_SEQUENTIAL
- * when they come from a sequential read (core/fetch.h). */
-void fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, int flags);
+/* Besides the fetch flags of core/fetch.h: a reader is right behind, so
+ * put the blocks in the read cache, and with FETCH_SEQUENTIAL read those
+ * already stored into it too. */
+#define FS_PREFETCH_MEMORY 0x100
+
+/* Queues ids that are not in the store yet (see FS_PREFETCH_MEMORY); flags:
+ * FETCH_SEQUENTIAL when they come from a sequential read (windows).  Stops
+ * when the queue is full (readahead is a hint, never a promise) and returns
+ * how many of ids it went through. */
+size_t fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, int flags);
 
 #endif

@@ -2,15 +2,17 @@
 default): edits travel through `peercling sync`, edits made apart both
 survive, the cloud holds only ciphertext, a wrong key is refused."""
 import os
+import random
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 import helpers
 from conftest import Mounts, Peercling
-from helpers import MiB, Volume, assert_same, check, write_file, read_file
+from helpers import MiB, Volume, assert_same, check, read_file, run, write_file
 
 
 class Device:
@@ -118,6 +120,50 @@ def test_partial_reads_fetch_only_the_blocks_they_touch(devices):
     assert 2 <= fetched <= 12, fetched
     assert read_file(b.mp / "big.bin") == data   # and the rest on demand
     assert b.vol.status()["cache"]["blocks"] - before >= 800
+
+
+def scattered_reads_then_whole(dev, data, name):
+    """200 random 4 KiB reads of name, then (once the cache stops growing)
+    the whole file: (blocks fetched by the time the reads were done and the
+    background settled, blocks of the whole file)."""
+    before = dev.vol.status()["cache"]["blocks"]
+    rng = random.Random(7)
+    with open(dev.mp / name, "rb", buffering=0) as f:
+        for _ in range(200):
+            off = rng.randrange(0, len(data) - 4096) & ~4095
+            f.seek(off)
+            assert f.read(4096) == data[off:off + 4096], off
+    fetched, deadline = -1, time.monotonic() + 30
+    while time.monotonic() < deadline:
+        now = dev.vol.status()["cache"]["blocks"] - before
+        if now == fetched:
+            break
+        fetched = now
+        time.sleep(1)
+    assert_same(dev.mp / name, data)
+    return fetched, dev.vol.status()["cache"]["blocks"] - before
+
+
+def test_a_file_read_all_over_is_fetched_whole_in_the_background(devices):
+    """Many scattered reads that miss (a database, fio's random reads): the
+    rest of the file comes in the background, so later reads find it here;
+    not for a file bigger than a quarter of the cache limit."""
+    (a, b, c), _, _ = devices(3)
+    data = os.urandom(32 * MiB)
+    write_file(a.mp / "db.bin", data)
+    a.sync()
+    b.sync()
+    fetched, total = scattered_reads_then_whole(b, data, "db.bin")
+    # 200 reads alone bring about 160-220 of the file's ~450 blocks (each
+    # read its own, the kernel's readahead a few more).
+    assert fetched >= 0.95 * total, (fetched, total)
+
+    c.mounts.umount(c.mp)
+    check(run(["git", "config", "--file", str(c.vol.dir / "config"), "cache.limit", "64m"]))
+    c.mount()
+    c.sync()
+    fetched, total = scattered_reads_then_whole(c, data, "db.bin")
+    assert fetched < 0.7 * total, (fetched, total)
 
 
 def test_edits_made_apart_on_two_devices_both_survive(devices):
