@@ -1,7 +1,8 @@
-/* bcache: slots hold malloc'd block copies with a use tick; a miss fetches
- * outside the lock (block_get may go to the network later), then installs
- * the block in the least recently used slot, evicting further least
- * recently used blocks while the bytes held would exceed the budget. */
+/* bcache: slots hold malloc'd block copies with a use tick, found through
+ * a chained hash of the ids (every kernel read looks here, often more than
+ * once); a miss fetches outside the lock (block_get may go to the network),
+ * then installs the block in the least recently used slot, evicting further
+ * least recently used blocks while the bytes held would exceed the budget. */
 #include "config.h"
 #include "fs/bcache.h"
 #include "core/error.h"
@@ -12,11 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define NONE UINT32_MAX
+
 struct slot {
 	blockid_t id;
 	uint8_t *data;
 	size_t len;
 	uint64_t tick;
+	uint32_t next; /* hash chain, slots that hold data only */
 };
 
 struct fs_bcache {
@@ -24,15 +28,43 @@ struct fs_bcache {
 	size_t nslots, max_bytes, bytes;
 	uint64_t tick;
 	struct slot *slots;
+	uint32_t *bucket, mask;
 };
+
+/* Ids are keyed hashes: any 4 of their bytes are already uniform. */
+static uint32_t *chain(struct fs_bcache *c, const blockid_t *id)
+{
+	uint32_t h;
+	memcpy(&h, id->b, sizeof(h));
+	return &c->bucket[h & c->mask];
+}
+
+/* Under the lock: the slot holding id, or NULL. */
+static struct slot *find(struct fs_bcache *c, const blockid_t *id)
+{
+	for (uint32_t i = *chain(c, id); i != NONE; i = c->slots[i].next)
+		if (blockid_cmp(&c->slots[i].id, id) == 0)
+			return &c->slots[i];
+	return NULL;
+}
 
 int fs_bcache_new(struct fs_bcache **out, size_t slots, size_t max_bytes)
 {
+	if (!slots || slots >= NONE / 2)
+		return -EINVAL;
+	uint32_t nb = 1;
+	while (nb < 2 * slots)
+		nb *= 2;
 	struct fs_bcache *c = calloc(1, sizeof(*c));
-	if (!c || !(c->slots = calloc(slots, sizeof(*c->slots)))) {
+	if (!c || !(c->slots = calloc(slots, sizeof(*c->slots))) ||
+	    !(c->bucket = malloc(nb * sizeof(*c->bucket)))) {
+		if (c)
+			free(c->slots);
 		free(c);
 		return -ENOMEM;
 	}
+	memset(c->bucket, 0xff, nb * sizeof(*c->bucket)); /* all NONE */
+	c->mask = nb - 1;
 	c->nslots = slots;
 	c->max_bytes = max_bytes;
 	pthread_mutex_init(&c->lock, NULL);
@@ -47,6 +79,7 @@ void fs_bcache_free(struct fs_bcache *c)
 	for (size_t i = 0; i < c->nslots; i++)
 		free(c->slots[i].data);
 	pthread_mutex_destroy(&c->lock);
+	free(c->bucket);
 	free(c->slots);
 	free(c);
 }
@@ -55,19 +88,16 @@ void fs_bcache_free(struct fs_bcache *c)
 static int try_copy(struct fs_bcache *c, const blockid_t *id, uint32_t off, void *buf, size_t n,
 		    int *short_block)
 {
-	for (size_t i = 0; i < c->nslots; i++) {
-		struct slot *s = &c->slots[i];
-		if (s->data && blockid_cmp(&s->id, id) == 0) {
-			if ((size_t)off + n > s->len) {
-				*short_block = 1;
-				return 0;
-			}
-			memcpy(buf, s->data + off, n);
-			s->tick = ++c->tick;
-			return 1;
-		}
+	struct slot *s = find(c, id);
+	if (!s)
+		return 0;
+	if ((size_t)off + n > s->len) {
+		*short_block = 1;
+		return 0;
 	}
-	return 0;
+	memcpy(buf, s->data + off, n);
+	s->tick = ++c->tick;
+	return 1;
 }
 
 int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, uint32_t blen,
@@ -97,10 +127,8 @@ int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, ui
 
 int fs_bcache_has(struct fs_bcache *c, const blockid_t *id)
 {
-	int has = 0;
 	pthread_mutex_lock(&c->lock);
-	for (size_t i = 0; i < c->nslots && !has; i++)
-		has = c->slots[i].data && blockid_cmp(&c->slots[i].id, id) == 0;
+	int has = find(c, id) != NULL;
 	pthread_mutex_unlock(&c->lock);
 	return has;
 }
@@ -108,6 +136,10 @@ int fs_bcache_has(struct fs_bcache *c, const blockid_t *id)
 /* Under the lock. */
 static void drop(struct fs_bcache *c, struct slot *s)
 {
+	uint32_t self = (uint32_t)(s - c->slots), *link = chain(c, &s->id);
+	while (*link != self)
+		link = &c->slots[*link].next;
+	*link = s->next;
 	c->bytes -= s->len;
 	free(s->data);
 	s->data = NULL;
@@ -134,13 +166,11 @@ void fs_bcache_put(struct fs_bcache *c, const blockid_t *id, uint8_t *data, size
 	}
 	pthread_mutex_lock(&c->lock);
 	struct slot *free_slot = NULL, *o;
-	for (size_t i = 0; i < c->nslots; i++) {
-		struct slot *s = &c->slots[i];
-		if (s->data && blockid_cmp(&s->id, id) == 0)
-			goto done; /* another thread installed it meanwhile */
-		if (!s->data && !free_slot)
-			free_slot = s;
-	}
+	if (find(c, id))
+		goto done; /* another thread installed it meanwhile */
+	for (size_t i = 0; i < c->nslots && !free_slot; i++)
+		if (!c->slots[i].data)
+			free_slot = &c->slots[i];
 	while ((!free_slot || c->bytes + len > c->max_bytes) && (o = oldest(c))) {
 		drop(c, o);
 		if (!free_slot)
@@ -151,6 +181,9 @@ void fs_bcache_put(struct fs_bcache *c, const blockid_t *id, uint8_t *data, size
 		free_slot->data = data;
 		free_slot->len = len;
 		free_slot->tick = ++c->tick;
+		uint32_t *head = chain(c, id);
+		free_slot->next = *head;
+		*head = (uint32_t)(free_slot - c->slots);
 		c->bytes += len;
 		data = NULL;
 	}

@@ -123,6 +123,37 @@ static void a_miss_is_fetched_through_the_chain_and_kept(void)
 	teardown(&r);
 }
 
+/* Ids that share the bytes the lookup hashes (a chain of several): each is
+ * found, the right one, and evicting one from the middle of a chain keeps
+ * the others reachable. */
+static void ids_in_one_chain_are_told_apart(void)
+{
+	struct rig r;
+	setup(&r, 4, 1 << 20);
+	blockid_t ids[8];
+	for (int i = 0; i < 8; i++) {
+		memset(&ids[i], 0x5a, sizeof(ids[i]));
+		ids[i].b[BLOCKID_SIZE - 1] = (uint8_t)i;
+		uint8_t *d = malloc(64);
+		memset(d, 'a' + i, 64);
+		fs_bcache_put(r.c, &ids[i], d, 64);
+		CHECK(fs_bcache_has(r.c, &ids[i]));
+	}
+	for (int i = 0; i < 8; i++) /* the four most recent are kept */
+		CHECK_EQ(fs_bcache_has(r.c, &ids[i]), i >= 4);
+	CHECK(cached(&r, &ids[5], 'f', 64)); /* 5 is now the most recent */
+	uint8_t *d = malloc(64);
+	memset(d, 'z', 64);
+	blockid_t z;
+	memset(&z, 0x5a, sizeof(z));
+	z.b[BLOCKID_SIZE - 1] = 0x7f;
+	fs_bcache_put(r.c, &z, d, 64); /* evicts 4, in the middle of the chain */
+	CHECK(!fs_bcache_has(r.c, &ids[4]));
+	CHECK(cached(&r, &ids[5], 'f', 64) && cached(&r, &ids[6], 'g', 64) &&
+	      cached(&r, &ids[7], 'h', 64) && cached(&r, &z, 'z', 64));
+	teardown(&r);
+}
+
 int main(void)
 {
 	seal_init();
@@ -130,5 +161,6 @@ int main(void)
 	TEST(the_byte_budget_evicts_the_least_recently_used);
 	TEST(the_slot_count_bounds_small_blocks);
 	TEST(a_miss_is_fetched_through_the_chain_and_kept);
+	TEST(ids_in_one_chain_are_told_apart);
 	TAP_DONE();
 }
