@@ -201,6 +201,11 @@ static int from_sources(struct fetch *f, const blockid_t *id, int flags, uint8_t
 		if (used >= sizeof(why))
 			used = sizeof(why) - 1;
 	}
-	log_warn("block %.16s unavailable: %s", hex, why);
+	/* A reader's miss is worth a line; readahead's (hundreds a second
+	 * while the cloud is away) only when debugging. */
+	if (flags & FETCH_NO_WAIT)
+		log_debug("block %.16s unavailable for readahead: %s", hex, why);
+	else
+		log_warn("block %.16s unavailable: %s", hex, why);
 	return error_set(-EIO, "block %.16s is unavailable (%s)", hex, why);
 }

@@ -1,5 +1,8 @@
 /* log: timestamps, levels, one mutex so lines from FUSE worker threads never
- * interleave.  Writes with one fprintf per line to a line-buffered stream. */
+ * interleave.  Writes with one fprintf per line to a line-buffered stream.
+ * A log file is kept under LOG_ROTATE_BYTES by moving it to PATH.1 (the one
+ * before is dropped): a daemon that runs for months, or an application that
+ * retries a read the cloud cannot serve, must not fill the disk. */
 #include "config.h"
 #include "core/log.h"
 
@@ -7,10 +10,13 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static FILE *log_file;
+static char *log_path;
+static long log_bytes, log_rotate_bytes = LOG_ROTATE_BYTES;
 static enum log_level log_level = LOG_WARN;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -19,19 +25,56 @@ static const char *const level_names[] = { "error", "warn", "info", "debug" };
 int log_open(const char *path, enum log_level level)
 {
 	FILE *f = NULL;
+	char *copy = NULL;
 	if (path) {
+		if (!(copy = strdup(path)))
+			return -ENOMEM;
 		f = fopen(path, "ae");
-		if (!f)
-			return -errno;
+		if (!f) {
+			int rc = -errno;
+			free(copy);
+			return rc;
+		}
 		setvbuf(f, NULL, _IOLBF, 0);
 	}
 	pthread_mutex_lock(&log_lock);
 	if (log_file)
 		fclose(log_file);
+	free(log_path);
 	log_file = f;
+	log_path = copy;
+	log_bytes = f ? ftell(f) : 0;
 	log_level = level;
 	pthread_mutex_unlock(&log_lock);
 	return 0;
+}
+
+void log_set_rotate_bytes(long bytes)
+{
+	pthread_mutex_lock(&log_lock);
+	log_rotate_bytes = bytes;
+	pthread_mutex_unlock(&log_lock);
+}
+
+/* Under log_lock.  When the move or the reopen fails, logging goes on in
+ * the file there is (or to stderr) rather than stopping. */
+static void rotate(void)
+{
+	size_t n = strlen(log_path) + 3;
+	char *old = malloc(n);
+	if (!old)
+		return;
+	snprintf(old, n, "%s.1", log_path);
+	if (rename(log_path, old) == 0) {
+		FILE *f = fopen(log_path, "ae");
+		if (f) {
+			setvbuf(f, NULL, _IOLBF, 0);
+			fclose(log_file);
+			log_file = f;
+		}
+	}
+	log_bytes = 0; /* also after a failure: try again a whole file later */
+	free(old);
 }
 
 void log_set_level(enum log_level level) { log_level = level; }
@@ -43,6 +86,8 @@ void log_close(void)
 	if (log_file)
 		fclose(log_file);
 	log_file = NULL;
+	free(log_path);
+	log_path = NULL;
 	pthread_mutex_unlock(&log_lock);
 }
 
@@ -67,7 +112,9 @@ void log_msg(enum log_level level, const char *module, const char *fmt, ...)
 
 	pthread_mutex_lock(&log_lock);
 	FILE *out = log_file ? log_file : stderr;
-	fprintf(out, "%s peercling[%s] %s: %s\n", stamp, module, level_names[level], msg);
+	int w = fprintf(out, "%s peercling[%s] %s: %s\n", stamp, module, level_names[level], msg);
+	if (log_file && w > 0 && (log_bytes += w) >= log_rotate_bytes)
+		rotate();
 	pthread_mutex_unlock(&log_lock);
 	errno = saved;
 }

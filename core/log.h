@@ -6,8 +6,13 @@
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
+/* A log file past this size is moved to PATH.1 and started again. */
+#define LOG_ROTATE_BYTES (16L << 20)
+
 /* path NULL: stderr.  Returns 0 or -errno (the file could not be opened). */
 int log_open(const char *path, enum log_level level);
+/* Another size than LOG_ROTATE_BYTES (tests). */
+void log_set_rotate_bytes(long bytes);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 void log_close(void);
