@@ -680,12 +680,6 @@ static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_
 	return (long)done;
 }
 
-/* Fetches in parallel what this read needs beyond its first block (which
- * the reading thread fetches itself) and, when the read continues the last
- * one, the next READAHEAD_BLOCKS too, so a cold read waits about one round
- * trip per request instead of one per block.  A sequential reader's window
- * mostly overlaps the one queued for its previous read: ra_queued marks how
- * far that one went, so each block is queued once, not once per read. */
 /* Called for reads that are not sequential (see WHOLE_AFTER). */
 static void fetch_whole(struct fs *fs, struct fs_inode *ino, const struct manifest *m,
 			size_t first_block)
@@ -727,6 +721,7 @@ static void read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t
 	size_t i = manifest_find(m, off, &start);
 	size_t extra = seq ? READAHEAD_BLOCKS : 0, n = 0;
 	blockid_t ids[READAHEAD_MAX];
+	uint64_t ends[READAHEAD_MAX];
 	if (!seq)
 		fetch_whole(fs, ino, m, i);
 	start += m->blocks[i].len;
@@ -738,15 +733,19 @@ static void read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t
 				break;
 			extra--;
 		}
-		if (start >= queued)
-			ids[n++] = m->blocks[k].id;
 		start += m->blocks[k].len;
+		if (start - m->blocks[k].len >= queued) {
+			ends[n] = start;
+			ids[n++] = m->blocks[k].id;
+		}
 	}
-	if (seq && start > queued)
-		__atomic_store_n(&ino->ra_queued, start, __ATOMIC_RELAXED);
-	if (n)
-		fs_prefetch_queue(fs->prefetch, ids, n, FS_PREFETCH_MEMORY |
-				  (seq ? FETCH_SEQUENTIAL : 0));
+	if (!n)
+		return;
+	size_t took = fs_prefetch_queue(fs->prefetch, ids, n,
+					FS_PREFETCH_MEMORY | (seq ? FETCH_SEQUENTIAL : 0));
+	/* What did not fit the queue is offered again with the next read. */
+	if (seq && took)
+		__atomic_store_n(&ino->ra_queued, ends[took - 1], __ATOMIC_RELAXED);
 }
 
 long fs_read(struct fs *fs, struct fs_inode *ino, void *buf, size_t len, uint64_t off)
