@@ -123,10 +123,10 @@ void fetch_set_sink(struct fetch *f, fetch_sink_fn fn, void *ctx)
 	f->sink_ctx = ctx;
 }
 
-int block_deliver(struct fetch *f, const blockid_t *id, uint8_t *data, size_t len)
+int block_deliver(struct fetch *f, const blockid_t *id, uint8_t *data, size_t len, int flags)
 {
 	int rc = store_put_cached(f->store, id, data, len);
-	if (rc == -EBADMSG || !f->sink)
+	if (rc == -EBADMSG || !f->sink || (flags & FETCH_BACKGROUND))
 		free(data);
 	else
 		f->sink(f->sink_ctx, id, data, len);

@@ -30,6 +30,9 @@ struct fetch_source {
 /* Part of a sequential read: the blocks after it will be wanted too, so a
  * source may bring them along. */
 #define FETCH_SEQUENTIAL 2
+/* Nobody is about to read it (a whole file fetched in the background): the
+ * blocks a source brings along go to the store only, not to the sink. */
+#define FETCH_BACKGROUND 4
 
 struct fetch;
 
@@ -46,10 +49,11 @@ struct store *fetch_store_borrow(struct fetch *f);
 typedef void (*fetch_sink_fn)(void *ctx, const blockid_t *id, uint8_t *data, size_t len);
 void fetch_set_sink(struct fetch *f, fetch_sink_fn fn, void *ctx);
 /* A source hands over a block it received besides the one asked for:
- * checked against id and stored, then given to the sink (or freed).  Takes
- * ownership of data.  0, -EBADMSG (not that block: dropped) or the store's
- * error (the sink still gets the good data). */
-int block_deliver(struct fetch *f, const blockid_t *id, uint8_t *data, size_t len);
+ * checked against id and stored, then given to the sink (or freed; always
+ * freed with FETCH_BACKGROUND among flags, those of the fetch that brought
+ * it).  Takes ownership of data.  0, -EBADMSG (not that block: dropped) or
+ * the store's error (the sink still gets the good data). */
+int block_deliver(struct fetch *f, const blockid_t *id, uint8_t *data, size_t len, int flags);
 
 /* *out malloc'd.  -EIO when no source has a good copy (error_last() says
  * which sources were tried and why they failed). */

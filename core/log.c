@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static FILE *log_file;
 static char *log_path;
@@ -56,25 +57,31 @@ void log_set_rotate_bytes(long bytes)
 	pthread_mutex_unlock(&log_lock);
 }
 
-/* Under log_lock.  When the move or the reopen fails, logging goes on in
- * the file there is (or to stderr) rather than stopping. */
+/* Under log_lock.  The new file is opened before anything moves, so a
+ * failure (no file descriptors left, say) leaves PATH as it was, written
+ * on and tried again a whole budget later, rather than a PATH.1 that
+ * grows without end. */
 static void rotate(void)
 {
-	size_t n = strlen(log_path) + 3;
-	char *old = malloc(n);
-	if (!old)
-		return;
-	snprintf(old, n, "%s.1", log_path);
-	if (rename(log_path, old) == 0) {
-		FILE *f = fopen(log_path, "ae");
-		if (f) {
-			setvbuf(f, NULL, _IOLBF, 0);
-			fclose(log_file);
-			log_file = f;
-		}
+	size_t n = strlen(log_path) + 5;
+	char *old = malloc(n), *fresh = malloc(n);
+	FILE *f = NULL;
+	if (old && fresh) {
+		snprintf(old, n, "%s.1", log_path);
+		snprintf(fresh, n, "%s.new", log_path);
+		f = fopen(fresh, "we");
 	}
-	log_bytes = 0; /* also after a failure: try again a whole file later */
+	if (f && rename(log_path, old) == 0 && rename(fresh, log_path) == 0) {
+		setvbuf(f, NULL, _IOLBF, 0);
+		fclose(log_file);
+		log_file = f;
+	} else if (f) {
+		fclose(f);
+		unlink(fresh);
+	}
+	log_bytes = 0;
 	free(old);
+	free(fresh);
 }
 
 void log_set_level(enum log_level level) { log_level = level; }

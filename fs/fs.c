@@ -41,6 +41,7 @@
  * partial reads never get there. */
 #define WHOLE_AFTER 64
 #define WHOLE_STEP 64
+#define WHOLE_MAX_UNLIMITED (4ull << 30) /* with cache.limit 0 */
 /* Each fetches one window (up to 1 MiB) at a time, so this bounds what is
  * in flight: with a cloud 50 ms away, 6 threads read 77 MB/s, 16 read 196
  * (bench/delayproxy); on loopback the two are the same. */
@@ -687,7 +688,7 @@ static void fetch_whole(struct fs *fs, struct fs_inode *ino, const struct manife
 	uint32_t next = __atomic_load_n(&ino->whole_next, __ATOMIC_RELAXED);
 	if (!next) {
 		uint64_t limit = fs->vol->cache_limit;
-		if ((limit && m->size > limit / 4) ||
+		if (m->size > (limit ? limit / 4 : WHOLE_MAX_UNLIMITED) ||
 		    store_has(fetch_store_borrow(fs->vol->fetch), &m->blocks[first_block].id) ||
 		    __atomic_add_fetch(&ino->scattered_misses, 1, __ATOMIC_RELAXED) < WHOLE_AFTER)
 			return;
@@ -699,7 +700,7 @@ static void fetch_whole(struct fs *fs, struct fs_inode *ino, const struct manife
 	size_t n = 0;
 	for (size_t k = next - 1; k < m->nblocks && n < WHOLE_STEP; k++)
 		ids[n++] = m->blocks[k].id;
-	size_t took = fs_prefetch_queue(fs->prefetch, ids, n, FETCH_SEQUENTIAL);
+	size_t took = fs_prefetch_queue(fs->prefetch, ids, n, FETCH_SEQUENTIAL | FETCH_BACKGROUND);
 	__atomic_store_n(&ino->whole_next, next + (uint32_t)took, __ATOMIC_RELAXED);
 }
 
@@ -722,8 +723,12 @@ static void read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t
 	size_t extra = seq ? READAHEAD_BLOCKS : 0, n = 0;
 	blockid_t ids[READAHEAD_MAX];
 	uint64_t ends[READAHEAD_MAX];
-	if (!seq)
+	if (!seq) {
 		fetch_whole(fs, ino, m, i);
+		/* A sequential run that starts here is a new one. */
+		if (__atomic_load_n(&ino->ra_queued, __ATOMIC_RELAXED))
+			__atomic_store_n(&ino->ra_queued, 0, __ATOMIC_RELAXED);
+	}
 	start += m->blocks[i].len;
 	if (queued < start || queued > end + (uint64_t)READAHEAD_BLOCKS * CHUNK_MAX)
 		queued = 0; /* not this reader's window: queue it all */

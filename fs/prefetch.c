@@ -32,11 +32,17 @@ struct fs_prefetch {
 	} args[THREADS_MAX];
 };
 
-static int queued_or_busy(struct fs_prefetch *p, const blockid_t *id)
+/* 1 when id is queued (its flags gain flags: a reader now right behind a
+ * background fetch wants the block in memory too) or being fetched. */
+static int queued_or_busy(struct fs_prefetch *p, const blockid_t *id, int flags)
 {
-	for (size_t i = 0; i < p->n; i++)
-		if (!blockid_cmp(&p->q[(p->head + i) % QUEUE_MAX], id))
+	for (size_t i = 0; i < p->n; i++) {
+		size_t k = (p->head + i) % QUEUE_MAX;
+		if (!blockid_cmp(&p->q[k], id)) {
+			p->qflags[k] |= flags;
 			return 1;
+		}
+	}
 	for (int k = 0; k < p->nthreads; k++)
 		if (p->busy_set[k] && !blockid_cmp(&p->busy[k], id))
 			return 1;
@@ -62,6 +68,8 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		uint8_t *data = NULL;
 		size_t len = 0;
+		if (flags & FS_PREFETCH_MEMORY)
+			flags &= ~FETCH_BACKGROUND;
 		if (block_prefetch(p->f, &id, flags & ~FS_PREFETCH_MEMORY, &data, &len) == 0) {
 			if (flags & FS_PREFETCH_MEMORY)
 				fs_bcache_put(p->cache, &id, data, len);
@@ -125,7 +133,7 @@ size_t fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, 
 		 * into memory too: from a cold disk, many block files in
 		 * parallel beat one after another. */
 		int stored = store_has(s, &ids[i]);
-		if (blockid_is_zero(&ids[i]) || queued_or_busy(p, &ids[i]) ||
+		if (blockid_is_zero(&ids[i]) || queued_or_busy(p, &ids[i], flags) ||
 		    (stored && (!stored_too || fs_bcache_has(p->cache, &ids[i]))))
 			continue;
 		p->q[(p->head + p->n) % QUEUE_MAX] = ids[i];

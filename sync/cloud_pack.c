@@ -281,7 +281,7 @@ static void unplan(struct cloud_packs *pk, int slot)
 /* Opens each block of the window; the asked one goes to *out, the others
  * into the store (checked against their ids there). */
 static int take_window(struct cloud *c, const struct pack_loc *loc, uint32_t last,
-		       const uint8_t *buf, uint8_t **out, size_t *len)
+		       const uint8_t *buf, int flags, uint8_t **out, size_t *len)
 {
 	char hex[BLOCKID_HEX_SIZE];
 	int rc = 0;
@@ -303,7 +303,7 @@ static int take_window(struct cloud *c, const struct pack_loc *loc, uint32_t las
 			*len = plen;
 			continue;
 		}
-		if (!r && block_deliver(c->vol->fetch, &e.id, plain, plen) == -EBADMSG) {
+		if (!r && block_deliver(c->vol->fetch, &e.id, plain, plen, flags) == -EBADMSG) {
 			blockid_to_hex(&e.id, hex);
 			log_warn("block %.16s from a pack does not match its id: dropped", hex);
 		} else if (r) {
@@ -356,7 +356,7 @@ int cloud_packed_get(struct cloud *c, const blockid_t *id, int flags, uint8_t **
 		  flags & FETCH_NO_WAIT ? " ahead" : "");
 	int rc = backend_get_range(c->b, key, loc.e.off, bytes, &buf);
 	if (!rc)
-		rc = take_window(c, &loc, last, buf, out, len);
+		rc = take_window(c, &loc, last, buf, flags, out, len);
 	free(buf);
 	unplan(pk, slot);
 	return rc;

@@ -229,20 +229,31 @@ static void a_delivered_block_is_checked_kept_and_handed_on(void)
 	uint8_t *bad = malloc(sizeof(good));
 	memcpy(bad, good, sizeof(good));
 	bad[0] ^= 1;
-	CHECK_EQ(block_deliver(f, &id, bad, sizeof(good)), -EBADMSG);
+	CHECK_EQ(block_deliver(f, &id, bad, sizeof(good), 0), -EBADMSG);
 	CHECK_EQ(log.calls, 0);
 	CHECK_EQ(store_has(s, &id), 0);
 	uint8_t *data = malloc(sizeof(good));
 	memcpy(data, good, sizeof(good));
-	CHECK_EQ(block_deliver(f, &id, data, sizeof(good)), 0);
+	CHECK_EQ(block_deliver(f, &id, data, sizeof(good), 0), 0);
 	CHECK_EQ(log.calls, 1);
 	CHECK(!blockid_cmp(&log.id, &id) && log.len == sizeof(good));
 	CHECK_EQ(store_has(s, &id), 1);
+	/* Brought along by a background fetch: stored, not handed on. */
+	blockid_t id2;
+	uint8_t other[sizeof(good)];
+	memcpy(other, good, sizeof(good));
+	other[1] ^= 0x55;
+	blockid_compute(&id2, idkey, other, sizeof(other));
+	data = malloc(sizeof(other));
+	memcpy(data, other, sizeof(other));
+	CHECK_EQ(block_deliver(f, &id2, data, sizeof(other), FETCH_BACKGROUND), 0);
+	CHECK_EQ(log.calls, 1);
+	CHECK_EQ(store_has(s, &id2), 1);
 	/* Without a sink the block is only stored (and freed: valgrind). */
 	fetch_set_sink(f, NULL, NULL);
 	data = malloc(sizeof(good));
 	memcpy(data, good, sizeof(good));
-	CHECK_EQ(block_deliver(f, &id, data, sizeof(good)), 0);
+	CHECK_EQ(block_deliver(f, &id, data, sizeof(good), 0), 0);
 	CHECK_EQ(log.calls, 1);
 	teardown(dir, s, f);
 }
