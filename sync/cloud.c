@@ -70,6 +70,8 @@ int cloud_open(struct cloud **out, struct volume *vol)
 	int rc = backend_open(&p->pub.b, vol->cloud_url, &bc);
 	if (!rc)
 		rc = cloud_packs_new(&p->pub);
+	if (!rc)
+		rc = cloud_deltas_new(&p->pub);
 	if (rc) {
 		cloud_free(&p->pub);
 		return rc;
@@ -84,6 +86,7 @@ void cloud_free(struct cloud *c)
 		return;
 	struct cloud_priv *p = (struct cloud_priv *)c;
 	cloud_packs_free(c);
+	cloud_deltas_free(c);
 	if (c->b)
 		backend_free(c->b);
 	for (int i = 0; i < CONFIG_STRINGS; i++)
@@ -270,7 +273,8 @@ static void object_key(struct cloud *c, char out[96], const git_oid *oid)
 	snprintf(out, 96, "objects/%.2s/%s", hex, hex);
 }
 
-int cloud_object_body(struct cloud *c, const git_oid *oid, uint8_t **out, size_t *out_len)
+int cloud_object_body(struct cloud *c, const git_oid *oid, const git_oid *base, uint8_t **out,
+		      size_t *out_len)
 {
 	git_odb *odb = NULL;
 	git_odb_object *obj = NULL;
@@ -283,9 +287,16 @@ int cloud_object_body(struct cloud *c, const git_oid *oid, uint8_t **out, size_t
 				 git_error_last() ? git_error_last()->message : "?");
 	}
 	size_t len = git_odb_object_size(obj);
+	git_object_t type = git_odb_object_type(obj);
+	if (base && cloud_delta_body(c, oid, git_odb_object_data(obj), len, type, base, out,
+				     out_len) == 0) {
+		git_odb_object_free(obj);
+		git_odb_free(odb);
+		return 0;
+	}
 	uint8_t *buf = malloc(len + 1);
 	if (buf) {
-		buf[0] = (uint8_t)git_odb_object_type(obj);
+		buf[0] = (uint8_t)type;
 		memcpy(buf + 1, git_odb_object_data(obj), len);
 		*out = buf;
 		*out_len = len + 1;
@@ -302,8 +313,8 @@ int cloud_put_object_body(struct cloud *c, const git_oid *oid, const uint8_t *bo
 	return cloud_put_sealed(c, key, c->vol->keys.object, body, len);
 }
 
-int cloud_get_object(struct cloud *c, const git_oid *oid, git_object_t *type, uint8_t **out,
-		     size_t *len)
+int cloud_get_object_within(struct cloud *c, const git_oid *oid, unsigned max_depth,
+			    git_object_t *type, uint8_t **out, size_t *len)
 {
 	char key[96];
 	uint8_t *data = NULL;
@@ -312,6 +323,23 @@ int cloud_get_object(struct cloud *c, const git_oid *oid, git_object_t *type, ui
 	int rc = cloud_get_opened(c, key, c->vol->keys.object, &data, &dlen);
 	if (rc)
 		return rc;
+	if (dlen >= 1 && (data[0] & 0x80)) {
+		uint8_t *obj = NULL;
+		size_t olen = 0;
+		rc = cloud_delta_open(c, oid, data, dlen, max_depth, type, &obj, &olen);
+		free(data);
+		if (rc)
+			return rc;
+		git_oid got;
+		if (git_odb_hash(&got, obj, olen, *type) < 0 || !git_oid_equal(&got, oid)) {
+			free(obj);
+			return error_set(-EBADMSG, "object %s from the cloud does not match its id",
+					 git_oid_tostr_s(oid));
+		}
+		*out = obj;
+		*len = olen;
+		return 0;
+	}
 	git_oid got;
 	if (dlen < 1 || (data[0] != GIT_OBJECT_COMMIT && data[0] != GIT_OBJECT_TREE &&
 			 data[0] != GIT_OBJECT_BLOB)) {
@@ -329,6 +357,12 @@ int cloud_get_object(struct cloud *c, const git_oid *oid, git_object_t *type, ui
 	*out = data;
 	*len = dlen - 1;
 	return 0;
+}
+
+int cloud_get_object(struct cloud *c, const git_oid *oid, git_object_t *type, uint8_t **out,
+		     size_t *len)
+{
+	return cloud_get_object_within(c, oid, CLOUD_DELTA_DEPTH_MAX, type, out, len);
 }
 
 /* ---- heads -------------------------------------------------------------- */

@@ -9,7 +9,8 @@
  *                          lengths of pack NAME's blocks
  *   blocks/XX/ID           one block, sealed with the block key (ID: its id);
  *                          how blocks went up before packs, still read
- *   objects/XX/NAME        one git object (1 type byte + raw data), sealed with
+ *   objects/XX/NAME        one git object (1 type byte + raw data, or a delta
+ *                          against an older blob: cloud_delta.c), sealed with
  *                          the object key; NAME = keyed BLAKE2b of the git oid,
  *                          so the cloud learns no hash of any content
  *   heads/DEVICE           sealed "COMMIT-OID\n", written only by DEVICE
@@ -30,11 +31,13 @@
 struct volume;
 struct backend;
 struct cloud_packs;
+struct cloud_deltas;
 
 struct cloud {
 	struct backend *b;
 	struct volume *vol;      /* borrowed */
 	struct cloud_packs *pk;  /* the packs this device knows (cloud_pack.c) */
+	struct cloud_deltas *deltas; /* depths of delta objects (cloud_delta.c) */
 };
 
 /* Opens the backend named by the volume's cloud.url and its config. */
@@ -64,7 +67,12 @@ int cloud_get_block(struct cloud *c, const blockid_t *id, uint8_t **out, size_t 
  * body (its type byte then its data, *out malloc'd) is read from the
  * repository by one thread, which libgit2 wants; the sealed PUT may run in
  * any thread. */
-int cloud_object_body(struct cloud *c, const git_oid *oid, uint8_t **out, size_t *out_len);
+/* base: the same path's blob in the parent commit, already in the cloud or
+ * going up before the head that names oid (or NULL): when oid is a blob
+ * that changed little since, the body is a delta against it
+ * (cloud_delta.c). */
+int cloud_object_body(struct cloud *c, const git_oid *oid, const git_oid *base, uint8_t **out,
+		      size_t *out_len);
 int cloud_put_object_body(struct cloud *c, const git_oid *oid, const uint8_t *body, size_t len);
 /* The volume id recorded in the cloud (clone uses it); *out malloc'd.
  * -EKEYREJECTED for a wrong key. */

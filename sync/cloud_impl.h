@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <git2.h>
+
 #include "core/blockid.h"
 #include "core/seal.h"
 
@@ -30,5 +32,23 @@ void cloud_packs_free(struct cloud *c);
  * -EINPROGRESS when a window in flight holds it. */
 int cloud_packed_get(struct cloud *c, const blockid_t *id, int flags, uint8_t **out,
 		     size_t *len);
+
+/* Delta objects (cloud_delta.c): made by cloud_open, freed by cloud_free. */
+#define CLOUD_DELTA_DEPTH_MAX 16
+int cloud_deltas_new(struct cloud *c);
+void cloud_deltas_free(struct cloud *c);
+/* The body of oid (data, its raw form) as a delta against base, *out
+ * malloc'd; -E2BIG when it goes up whole instead (not a blob, small, a
+ * chain deep enough already, or a delta not worth it). */
+int cloud_delta_body(struct cloud *c, const git_oid *oid, const uint8_t *data, size_t len,
+		     git_object_t type, const git_oid *base, uint8_t **out, size_t *out_len);
+/* The object a delta body (opened, first byte with 0x80) rebuilds, not yet
+ * checked against oid; its base from the repository or the cloud, at most
+ * max_depth deltas deep.  -EBADMSG when malformed. */
+int cloud_delta_open(struct cloud *c, const git_oid *oid, const uint8_t *body, size_t len,
+		     unsigned max_depth, git_object_t *type, uint8_t **out, size_t *out_len);
+/* cloud_get_object, accepting a delta body at most max_depth deep. */
+int cloud_get_object_within(struct cloud *c, const git_oid *oid, unsigned max_depth,
+			    git_object_t *type, uint8_t **out, size_t *len);
 
 #endif

@@ -619,7 +619,7 @@ static int batch_flush(struct object_batch *b)
 	return rc;
 }
 
-static int batch_add(struct object_batch *b, const git_oid *oid)
+static int batch_add(struct object_batch *b, const git_oid *oid, const git_oid *base)
 {
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 64;
@@ -630,7 +630,7 @@ static int batch_add(struct object_batch *b, const git_oid *oid)
 		b->cap = cap;
 	}
 	struct object_item *it = &b->o[b->n];
-	int rc = cloud_object_body(b->c, oid, &it->data, &it->len);
+	int rc = cloud_object_body(b->c, oid, base, &it->data, &it->len);
 	if (rc)
 		return rc;
 	it->id = *oid;
@@ -667,23 +667,40 @@ static int mark_tree(git_repository *repo, const git_oid *tree, struct oidset *k
 	return 0;
 }
 
-static int upload_tree(struct object_batch *b, const git_oid *tree, struct oidset *known,
-		       struct sync_report *rep)
+/* The entry named like e in base (a tree of the parent commit, or NULL) when
+ * it has e's type and is already in the cloud or on its way: what a blob
+ * that changed a little goes up as a delta against. */
+static const git_oid *same_path(git_tree *base, const git_tree_entry *e, struct oidset *known)
+{
+	const git_tree_entry *be = base ? git_tree_entry_byname(base, git_tree_entry_name(e)) : NULL;
+	if (!be || git_tree_entry_type(be) != git_tree_entry_type(e) ||
+	    git_oid_equal(git_tree_entry_id(be), git_tree_entry_id(e)))
+		return NULL;
+	if (git_tree_entry_type(e) == GIT_OBJECT_BLOB && !oidset_has(known, git_tree_entry_id(be)))
+		return NULL;
+	return git_tree_entry_id(be);
+}
+
+/* base: the same directory in the parent commit (or NULL). */
+static int upload_tree(struct object_batch *b, const git_oid *tree, const git_oid *base,
+		       struct oidset *known, struct sync_report *rep)
 {
 	struct cloud *c = b->c;
 	if (oidset_has(known, tree))
 		return 0;
-	git_tree *t = NULL;
+	git_tree *t = NULL, *bt = NULL;
 	if (git_tree_lookup(&t, c->vol->repo, tree) < 0)
 		return tree_git_error(-1, "reading a tree to upload");
+	if (base && git_tree_lookup(&bt, c->vol->repo, base) < 0)
+		bt = NULL; /* deltas are an optimisation: go without */
 	int rc = 0;
 	for (size_t i = 0; !rc && i < git_tree_entrycount(t); i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(t, i);
 		const git_oid *id = git_tree_entry_id(e);
 		if (git_tree_entry_type(e) == GIT_OBJECT_TREE)
-			rc = upload_tree(b, id, known, rep);
+			rc = upload_tree(b, id, same_path(bt, e, known), known, rep);
 		else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB && !oidset_has(known, id)) {
-			rc = batch_add(b, id);
+			rc = batch_add(b, id, same_path(bt, e, known));
 			if (!rc) {
 				oidset_add(known, id);
 				rep->objects_up++;
@@ -691,8 +708,9 @@ static int upload_tree(struct object_batch *b, const git_oid *tree, struct oidse
 		}
 	}
 	git_tree_free(t);
+	git_tree_free(bt);
 	if (!rc)
-		rc = batch_add(b, tree);
+		rc = batch_add(b, tree, NULL);
 	if (!rc) {
 		oidset_add(known, tree);
 		rep->objects_up++;
@@ -732,9 +750,16 @@ static int upload_objects(struct cloud *c, const git_oid *head, struct sync_repo
 				git_commit_free(pc);
 			}
 		}
-		rc = upload_tree(&b, git_commit_tree_id(cm), &known, rep);
+		git_commit *first = NULL;
+		git_oid base_tree;
+		int has_base = git_commit_parentcount(cm) > 0 && git_commit_parent(&first, cm, 0) == 0;
+		if (has_base) {
+			base_tree = *git_commit_tree_id(first);
+			git_commit_free(first);
+		}
+		rc = upload_tree(&b, git_commit_tree_id(cm), has_base ? &base_tree : NULL, &known, rep);
 		if (!rc)
-			rc = batch_add(&b, &oid);
+			rc = batch_add(&b, &oid, NULL);
 		if (!rc) {
 			oidset_add(&known, &oid);
 			rep->objects_up++;
