@@ -296,6 +296,7 @@ int cloud_object_body(struct cloud *c, const git_oid *oid, const git_oid *base, 
 	}
 	uint8_t *buf = malloc(len + 1);
 	if (buf) {
+		cloud_delta_note_whole(c, oid, type, len);
 		buf[0] = (uint8_t)type;
 		memcpy(buf + 1, git_odb_object_data(obj), len);
 		*out = buf;
@@ -313,7 +314,7 @@ int cloud_put_object_body(struct cloud *c, const git_oid *oid, const uint8_t *bo
 	return cloud_put_sealed(c, key, c->vol->keys.object, body, len);
 }
 
-int cloud_get_object_within(struct cloud *c, const git_oid *oid, unsigned max_depth,
+int cloud_get_object_within(struct cloud *c, const git_oid *oid, unsigned levels,
 			    git_object_t *type, uint8_t **out, size_t *len)
 {
 	char key[96];
@@ -326,7 +327,7 @@ int cloud_get_object_within(struct cloud *c, const git_oid *oid, unsigned max_de
 	if (dlen >= 1 && (data[0] & 0x80)) {
 		uint8_t *obj = NULL;
 		size_t olen = 0;
-		rc = cloud_delta_open(c, oid, data, dlen, max_depth, type, &obj, &olen);
+		rc = cloud_delta_open(c, oid, data, dlen, levels, type, &obj, &olen);
 		free(data);
 		if (rc)
 			return rc;
@@ -353,6 +354,7 @@ int cloud_get_object_within(struct cloud *c, const git_oid *oid, unsigned max_de
 				 git_oid_tostr_s(oid));
 	}
 	*type = (git_object_t)data[0];
+	cloud_delta_note_whole(c, oid, *type, dlen - 1);
 	memmove(data, data + 1, dlen - 1);
 	*out = data;
 	*len = dlen - 1;
@@ -362,7 +364,7 @@ int cloud_get_object_within(struct cloud *c, const git_oid *oid, unsigned max_de
 int cloud_get_object(struct cloud *c, const git_oid *oid, git_object_t *type, uint8_t **out,
 		     size_t *len)
 {
-	return cloud_get_object_within(c, oid, CLOUD_DELTA_DEPTH_MAX, type, out, len);
+	return cloud_get_object_within(c, oid, CLOUD_DELTA_LEVELS, type, out, len);
 }
 
 /* ---- heads -------------------------------------------------------------- */

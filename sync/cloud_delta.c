@@ -10,8 +10,11 @@
  * same upload), and whoever opens the delta checks the result against the
  * requested oid as for any object.  Each delta is one deeper than its base;
  * past DELTA_DEPTH_MAX the object goes up whole, so a fresh device resolves
- * at most that many bases for one object.  The depths of the deltas this
- * device made or opened are kept in STATE/delta-depth (21-byte records). */
+ * at most that many bases for one object.  The depths of the blobs of 4 KiB
+ * or more this device sent or received are kept in STATE/delta-depth
+ * (21-byte records); a base of unknown depth is never used, so a lost
+ * record costs one whole upload, not a longer chain.  A reader follows at
+ * most CLOUD_DELTA_LEVELS bases, whatever the bodies say. */
 #include "config.h"
 #include "sync/cloud.h"
 #include "sync/cloud_impl.h"
@@ -36,7 +39,7 @@
 
 struct depth_slot {
 	git_oid id;
-	uint8_t depth; /* 0: empty */
+	uint8_t depth1; /* the depth + 1 (0: an empty slot) */
 };
 
 struct cloud_deltas {
@@ -51,12 +54,12 @@ static struct depth_slot *slot_of(struct cloud_deltas *d, const git_oid *id)
 	uint32_t h;
 	memcpy(&h, id->id, sizeof(h));
 	for (size_t k = h & (d->cap - 1);; k = (k + 1) & (d->cap - 1))
-		if (!d->slot[k].depth || git_oid_equal(&d->slot[k].id, id))
+		if (!d->slot[k].depth1 || git_oid_equal(&d->slot[k].id, id))
 			return &d->slot[k];
 }
 
 /* Under the lock. */
-static int remember(struct cloud_deltas *d, const git_oid *id, uint8_t depth)
+static int remember(struct cloud_deltas *d, const git_oid *id, uint8_t depth1)
 {
 	if (2 * (d->n + 1) > d->cap) {
 		size_t cap = d->cap * 2;
@@ -67,15 +70,15 @@ static int remember(struct cloud_deltas *d, const git_oid *id, uint8_t depth)
 		d->slot = s;
 		d->cap = cap;
 		for (size_t i = 0; i < oldcap; i++)
-			if (old[i].depth)
+			if (old[i].depth1)
 				*slot_of(d, &old[i].id) = old[i];
 		free(old);
 	}
 	struct depth_slot *s = slot_of(d, id);
-	if (!s->depth)
+	if (!s->depth1)
 		d->n++;
 	s->id = *id;
-	s->depth = depth;
+	s->depth1 = depth1;
 	return 0;
 }
 
@@ -98,8 +101,8 @@ int cloud_deltas_new(struct cloud *c)
 		while (read(fd, rec, sizeof(rec)) == (ssize_t)sizeof(rec)) {
 			git_oid id;
 			git_oid_fromraw(&id, rec);
-			if (rec[GIT_OID_RAWSZ] && rec[GIT_OID_RAWSZ] <= DELTA_DEPTH_MAX)
-				remember(d, &id, rec[GIT_OID_RAWSZ]);
+			if (rec[GIT_OID_RAWSZ] <= DELTA_DEPTH_MAX)
+				remember(d, &id, (uint8_t)(rec[GIT_OID_RAWSZ] + 1));
 		}
 		close(fd);
 	}
@@ -123,10 +126,11 @@ void cloud_deltas_free(struct cloud *c)
 	c->deltas = NULL;
 }
 
-static uint8_t depth_of(struct cloud_deltas *d, const git_oid *id)
+/* -1 when unknown. */
+static int depth_of(struct cloud_deltas *d, const git_oid *id)
 {
 	pthread_mutex_lock(&d->lock);
-	uint8_t depth = slot_of(d, id)->depth;
+	int depth = (int)slot_of(d, id)->depth1 - 1;
 	pthread_mutex_unlock(&d->lock);
 	return depth;
 }
@@ -134,23 +138,30 @@ static uint8_t depth_of(struct cloud_deltas *d, const git_oid *id)
 static void note_depth(struct cloud_deltas *d, const git_oid *id, uint8_t depth)
 {
 	pthread_mutex_lock(&d->lock);
-	if (slot_of(d, id)->depth != depth && remember(d, id, depth) == 0 && d->fd >= 0) {
+	if (slot_of(d, id)->depth1 != depth + 1 && remember(d, id, (uint8_t)(depth + 1)) == 0 &&
+	    d->fd >= 0) {
 		uint8_t rec[GIT_OID_RAWSZ + 1];
 		memcpy(rec, id->id, GIT_OID_RAWSZ);
 		rec[GIT_OID_RAWSZ] = depth;
-		/* Lost records only make a later chain longer than it
-		 * need be, never wrong. */
+		/* A lost record only makes the next version of that blob
+		 * go up whole (an unknown depth is never guessed). */
 		if (write(d->fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec))
 			log_debug("cannot record a delta depth: %s", strerror(errno));
 	}
 	pthread_mutex_unlock(&d->lock);
 }
 
+void cloud_delta_note_whole(struct cloud *c, const git_oid *oid, git_object_t type, size_t len)
+{
+	if (type == GIT_OBJECT_BLOB && len >= DELTA_MIN)
+		note_depth(c->deltas, oid, 0);
+}
+
 int cloud_delta_body(struct cloud *c, const git_oid *oid, const uint8_t *data, size_t len,
 		     git_object_t type, const git_oid *base, uint8_t **out, size_t *out_len)
 {
-	uint8_t depth = depth_of(c->deltas, base);
-	if (type != GIT_OBJECT_BLOB || len < DELTA_MIN || depth >= DELTA_DEPTH_MAX)
+	int depth = depth_of(c->deltas, base);
+	if (type != GIT_OBJECT_BLOB || len < DELTA_MIN || depth < 0 || depth >= DELTA_DEPTH_MAX)
 		return -E2BIG;
 	git_odb *odb = NULL;
 	git_odb_object *bo = NULL;
@@ -185,7 +196,7 @@ out:
 
 /* The base's content: from the repository, or else from the cloud (and then
  * kept in the repository, so that the versions after it find it there). */
-static int base_content(struct cloud *c, const git_oid *base, unsigned max_depth, uint8_t **out,
+static int base_content(struct cloud *c, const git_oid *base, unsigned levels, uint8_t **out,
 			size_t *len)
 {
 	struct cloud_deltas *d = c->deltas;
@@ -206,7 +217,7 @@ static int base_content(struct cloud *c, const git_oid *base, unsigned max_depth
 	}
 	pthread_mutex_unlock(&d->lock);
 	git_object_t type;
-	if ((rc = cloud_get_object_within(c, base, max_depth, &type, out, len))) {
+	if ((rc = cloud_get_object_within(c, base, levels, &type, out, len))) {
 		git_odb_free(odb);
 		return rc;
 	}
@@ -226,17 +237,17 @@ static int base_content(struct cloud *c, const git_oid *base, unsigned max_depth
 }
 
 int cloud_delta_open(struct cloud *c, const git_oid *oid, const uint8_t *body, size_t len,
-		     unsigned max_depth, git_object_t *type, uint8_t **out, size_t *out_len)
+		     unsigned levels, git_object_t *type, uint8_t **out, size_t *out_len)
 {
 	if (len < DELTA_HEADER || (body[0] & 0x7f) != GIT_OBJECT_BLOB || !body[1] ||
-	    body[1] > max_depth)
+	    body[1] > DELTA_DEPTH_MAX || !levels)
 		return error_set(-EBADMSG, "object %s from the cloud is a malformed delta",
 				 git_oid_tostr_s(oid));
 	git_oid base;
 	git_oid_fromraw(&base, body + 2);
 	uint8_t *bdata = NULL;
 	size_t blen = 0;
-	int rc = base_content(c, &base, body[1] - 1u, &bdata, &blen);
+	int rc = base_content(c, &base, levels - 1, &bdata, &blen);
 	if (rc)
 		return error_set(rc, "the base of object %s: %s", git_oid_tostr_s(oid),
 				 error_last());

@@ -35,6 +35,7 @@ int cloud_packed_get(struct cloud *c, const blockid_t *id, int flags, uint8_t **
 
 /* Delta objects (cloud_delta.c): made by cloud_open, freed by cloud_free. */
 #define CLOUD_DELTA_DEPTH_MAX 16
+#define CLOUD_DELTA_LEVELS 64 /* bases a reader follows at most */
 int cloud_deltas_new(struct cloud *c);
 void cloud_deltas_free(struct cloud *c);
 /* The body of oid (data, its raw form) as a delta against base, *out
@@ -42,13 +43,15 @@ void cloud_deltas_free(struct cloud *c);
  * chain deep enough already, or a delta not worth it). */
 int cloud_delta_body(struct cloud *c, const git_oid *oid, const uint8_t *data, size_t len,
 		     git_object_t type, const git_oid *base, uint8_t **out, size_t *out_len);
+/* A blob that went up or came down whole: depth 0, a base deltas may use. */
+void cloud_delta_note_whole(struct cloud *c, const git_oid *oid, git_object_t type, size_t len);
 /* The object a delta body (opened, first byte with 0x80) rebuilds, not yet
- * checked against oid; its base from the repository or the cloud, at most
- * max_depth deltas deep.  -EBADMSG when malformed. */
+ * checked against oid; its base from the repository or the cloud, following
+ * at most levels bases.  -EBADMSG when malformed. */
 int cloud_delta_open(struct cloud *c, const git_oid *oid, const uint8_t *body, size_t len,
-		     unsigned max_depth, git_object_t *type, uint8_t **out, size_t *out_len);
-/* cloud_get_object, accepting a delta body at most max_depth deep. */
-int cloud_get_object_within(struct cloud *c, const git_oid *oid, unsigned max_depth,
+		     unsigned levels, git_object_t *type, uint8_t **out, size_t *out_len);
+/* cloud_get_object, following at most levels delta bases. */
+int cloud_get_object_within(struct cloud *c, const git_oid *oid, unsigned levels,
 			    git_object_t *type, uint8_t **out, size_t *len);
 
 #endif

@@ -207,6 +207,19 @@ def test_a_small_change_to_a_big_file_sends_a_delta_of_its_manifest(devices):
             f.write(b"change %d" % i)
         data[pos:pos + len(b"change %d" % i)] = b"change %d" % i
         a.sync()
+    # Without its record of depths a device never guesses one: the next
+    # version goes up whole.
+    a.mounts.umount(a.mp)
+    os.unlink(a.vol.dir / "delta-depth")
+    a.mount()
+    before = cloud_files(url)
+    with open(a.mp / "big.bin", "r+b") as f:
+        f.seek(5 * MiB)
+        f.write(b"after the loss")
+    data[5 * MiB:5 * MiB + 14] = b"after the loss"
+    a.sync()
+    new = {p: n for p, n in cloud_files(url).items() if p not in before}
+    assert sum(n for p, n in new.items() if "objects" in p.parts) > manifest
     # c saw none of it: it rebuilds the newest version through the chain
     # (bases fetched as needed), and every older one from history.
     c.sync()
