@@ -273,6 +273,13 @@ static void object_key(struct cloud *c, char out[96], const git_oid *oid)
 	snprintf(out, 96, "objects/%.2s/%s", hex, hex);
 }
 
+int cloud_object_exists(struct cloud *c, const git_oid *oid)
+{
+	char key[96];
+	object_key(c, key, oid);
+	return backend_exists(c->b, key);
+}
+
 int cloud_object_body(struct cloud *c, const git_oid *oid, const git_oid *base, uint8_t **out,
 		      size_t *out_len)
 {
@@ -288,11 +295,14 @@ int cloud_object_body(struct cloud *c, const git_oid *oid, const git_oid *base, 
 	}
 	size_t len = git_odb_object_size(obj);
 	git_object_t type = git_odb_object_type(obj);
-	if (base && cloud_delta_body(c, oid, git_odb_object_data(obj), len, type, base, out,
-				     out_len) == 0) {
-		git_odb_object_free(obj);
-		git_odb_free(odb);
-		return 0;
+	if (base) {
+		rc = cloud_delta_body(c, oid, git_odb_object_data(obj), len, type, base, out,
+				      out_len);
+		if (rc == 0 || rc == 1) {
+			git_odb_object_free(obj);
+			git_odb_free(odb);
+			return rc;
+		}
 	}
 	uint8_t *buf = malloc(len + 1);
 	if (buf) {

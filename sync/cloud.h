@@ -70,7 +70,8 @@ int cloud_get_block(struct cloud *c, const blockid_t *id, uint8_t **out, size_t 
 /* base: the same path's blob in the parent commit, already in the cloud or
  * going up before the head that names oid (or NULL): when oid is a blob
  * that changed little since, the body is a delta against it
- * (cloud_delta.c). */
+ * (cloud_delta.c); 1 (and no body) when, asked with a base, the cloud holds
+ * oid already. */
 int cloud_object_body(struct cloud *c, const git_oid *oid, const git_oid *base, uint8_t **out,
 		      size_t *out_len);
 int cloud_put_object_body(struct cloud *c, const git_oid *oid, const uint8_t *body, size_t len);

@@ -163,6 +163,14 @@ int cloud_delta_body(struct cloud *c, const git_oid *oid, const uint8_t *data, s
 	int depth = depth_of(c->deltas, base);
 	if (type != GIT_OBJECT_BLOB || len < DELTA_MIN || depth < 0 || depth >= DELTA_DEPTH_MAX)
 		return -E2BIG;
+	/* A blob the cloud holds already (a version restored, the same bytes
+	 * made elsewhere) stays as it is: sent again as a delta it could
+	 * become the base of its own base, and nobody could rebuild either. */
+	int there = cloud_object_exists(c, oid);
+	if (there == 1)
+		return 1;
+	if (there < 0)
+		return -E2BIG;
 	git_odb *odb = NULL;
 	git_odb_object *bo = NULL;
 	int rc = -E2BIG;

@@ -38,9 +38,12 @@ int cloud_packed_get(struct cloud *c, const blockid_t *id, int flags, uint8_t **
 #define CLOUD_DELTA_LEVELS 64 /* bases a reader follows at most */
 int cloud_deltas_new(struct cloud *c);
 void cloud_deltas_free(struct cloud *c);
+/* 1 when the cloud holds object oid, 0 when not, or -errno. */
+int cloud_object_exists(struct cloud *c, const git_oid *oid);
 /* The body of oid (data, its raw form) as a delta against base, *out
  * malloc'd; -E2BIG when it goes up whole instead (not a blob, small, a
- * chain deep enough already, or a delta not worth it). */
+ * chain deep enough already, or a delta not worth it); 1 when the cloud
+ * holds oid already, so nothing need go up. */
 int cloud_delta_body(struct cloud *c, const git_oid *oid, const uint8_t *data, size_t len,
 		     git_object_t type, const git_oid *base, uint8_t **out, size_t *out_len);
 /* A blob that went up or came down whole: depth 0, a base deltas may use. */

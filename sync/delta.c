@@ -81,9 +81,13 @@ static int index_build(struct index *ix, const uint8_t *base, size_t len)
 	ix->mask = cap - 1;
 	for (size_t p = 0; p + WIN <= len; p += WIN) {
 		size_t k = XXH3_64bits(base + p, WIN) & ix->mask;
-		while (ix->slot[k])
+		/* A window seen before is not kept twice: a base that repeats
+		 * itself (zeros, a block id over and over) would otherwise make
+		 * one long probe run, and the scan quadratic. */
+		while (ix->slot[k] && memcmp(base + ix->slot[k] - 1, base + p, WIN))
 			k = (k + 1) & ix->mask;
-		ix->slot[k] = (uint32_t)(p + 1);
+		if (!ix->slot[k])
+			ix->slot[k] = (uint32_t)(p + 1);
 	}
 	return 0;
 }

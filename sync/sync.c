@@ -631,6 +631,8 @@ static int batch_add(struct object_batch *b, const git_oid *oid, const git_oid *
 	}
 	struct object_item *it = &b->o[b->n];
 	int rc = cloud_object_body(b->c, oid, base, &it->data, &it->len);
+	if (rc == 1)
+		return 0; /* in the cloud already */
 	if (rc)
 		return rc;
 	it->id = *oid;

@@ -227,6 +227,24 @@ def test_a_small_change_to_a_big_file_sends_a_delta_of_its_manifest(devices):
     assert c.vol.git("fsck", "--no-dangling").stdout == ""
 
 
+def test_a_version_restored_is_not_sent_again_as_a_delta(devices):
+    """chmod +x then -x gives back the very manifest of two syncs before,
+    which the cloud holds already (whole): sent again as a delta against
+    the version between, it would become the base of its own base."""
+    (a, b), _, _ = devices(2)
+    data = os.urandom(16 * MiB)
+    write_file(a.mp / "tool.bin", data)
+    a.sync()
+    os.chmod(a.mp / "tool.bin", 0o755)
+    a.sync()
+    os.chmod(a.mp / "tool.bin", 0o644)
+    a.sync()
+    b.sync()   # b has none of the three versions
+    assert_same(b.mp / "tool.bin", data)
+    assert os.stat(b.mp / "tool.bin").st_mode & 0o777 == 0o644
+    assert b.vol.git("fsck", "--no-dangling").stdout == ""
+
+
 def test_edits_made_apart_on_two_devices_both_survive(devices):
     (a, b), url, key = devices(2)
     write_file(a.mp / "shared.txt", b"base\n")

@@ -67,6 +67,32 @@ static void a_small_change_to_a_big_manifest_is_a_small_delta(void)
 	free(t);
 }
 
+/* A manifest of a file full of zeros names the same block over and over:
+ * the index must not degrade to one long probe run (it did: minutes for a
+ * few MiB). */
+static void a_base_that_repeats_itself(void)
+{
+	size_t n = 40 + 60000 * 36;
+	uint8_t *base = malloc(n), *t = malloc(n);
+	uint8_t entry[36];
+	fill(entry, sizeof(entry));
+	fill(base, 40);
+	for (size_t i = 40; i < n; i += 36)
+		memcpy(base + i, entry, 36);
+	memcpy(t, base, n);
+	fill(t + 40 + 30000 * 36, 36);
+	size_t dlen;
+	CHECK_EQ(roundtrip(base, n, t, n, &dlen), 0);
+	CHECK(dlen < 300);
+	memset(base, 0, n); /* and plain zeros */
+	memcpy(t, base, n);
+	t[n / 2] = 1;
+	CHECK_EQ(roundtrip(base, n, t, n, &dlen), 0);
+	CHECK(dlen < 100);
+	free(base);
+	free(t);
+}
+
 static void random_edits_round_trip(void)
 {
 	for (int round = 0; round < 200; round++) {
@@ -149,6 +175,7 @@ static void damaged_deltas_are_refused(void)
 int main(void)
 {
 	TEST(a_small_change_to_a_big_manifest_is_a_small_delta);
+	TEST(a_base_that_repeats_itself);
 	TEST(random_edits_round_trip);
 	TEST(short_inputs_are_not_worth_a_delta);
 	TEST(damaged_deltas_are_refused);
