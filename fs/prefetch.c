@@ -132,9 +132,8 @@ size_t fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, 
 		/* Ahead of a sequential reader, blocks already stored are read
 		 * into memory too: from a cold disk, many block files in
 		 * parallel beat one after another. */
-		int stored = store_has(s, &ids[i]);
 		if (blockid_is_zero(&ids[i]) || queued_or_busy(p, &ids[i], flags) ||
-		    (stored && (!stored_too || fs_bcache_has(p->cache, &ids[i]))))
+		    (store_has(s, &ids[i]) && (!stored_too || fs_bcache_has(p->cache, &ids[i]))))
 			continue;
 		p->q[(p->head + p->n) % QUEUE_MAX] = ids[i];
 		p->qflags[(p->head + p->n) % QUEUE_MAX] = flags;

@@ -328,46 +328,40 @@ int cloud_get_object_within(struct cloud *c, const git_oid *oid, unsigned levels
 			    git_object_t *type, uint8_t **out, size_t *len)
 {
 	char key[96];
-	uint8_t *data = NULL;
-	size_t dlen = 0;
+	uint8_t *data = NULL, *obj;
+	size_t dlen = 0, olen;
 	object_key(c, key, oid);
 	int rc = cloud_get_opened(c, key, c->vol->keys.object, &data, &dlen);
 	if (rc)
 		return rc;
-	if (dlen >= 1 && (data[0] & 0x80)) {
-		uint8_t *obj = NULL;
-		size_t olen = 0;
+	int delta = dlen >= 1 && (data[0] & 0x80);
+	if (delta) {
 		rc = cloud_delta_open(c, oid, data, dlen, levels, type, &obj, &olen);
 		free(data);
 		if (rc)
 			return rc;
-		git_oid got;
-		if (git_odb_hash(&got, obj, olen, *type) < 0 || !git_oid_equal(&got, oid)) {
-			free(obj);
-			return error_set(-EBADMSG, "object %s from the cloud does not match its id",
+	} else {
+		if (dlen < 1 || (data[0] != GIT_OBJECT_COMMIT && data[0] != GIT_OBJECT_TREE &&
+				 data[0] != GIT_OBJECT_BLOB)) {
+			free(data);
+			return error_set(-EBADMSG, "object %s from the cloud is malformed",
 					 git_oid_tostr_s(oid));
 		}
-		*out = obj;
-		*len = olen;
-		return 0;
+		*type = (git_object_t)data[0];
+		memmove(data, data + 1, dlen - 1);
+		obj = data;
+		olen = dlen - 1;
 	}
 	git_oid got;
-	if (dlen < 1 || (data[0] != GIT_OBJECT_COMMIT && data[0] != GIT_OBJECT_TREE &&
-			 data[0] != GIT_OBJECT_BLOB)) {
-		free(data);
-		return error_set(-EBADMSG, "object %s from the cloud is malformed", git_oid_tostr_s(oid));
-	}
-	if (git_odb_hash(&got, data + 1, dlen - 1, (git_object_t)data[0]) < 0 ||
-	    !git_oid_equal(&got, oid)) {
-		free(data);
+	if (git_odb_hash(&got, obj, olen, *type) < 0 || !git_oid_equal(&got, oid)) {
+		free(obj);
 		return error_set(-EBADMSG, "object %s from the cloud does not match its id",
 				 git_oid_tostr_s(oid));
 	}
-	*type = (git_object_t)data[0];
-	cloud_delta_note_whole(c, oid, *type, dlen - 1);
-	memmove(data, data + 1, dlen - 1);
-	*out = data;
-	*len = dlen - 1;
+	if (!delta)
+		cloud_delta_note_whole(c, oid, *type, olen);
+	*out = obj;
+	*len = olen;
 	return 0;
 }
 
