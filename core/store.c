@@ -39,6 +39,8 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/store_pack.h"
+#include "core/le.h"
 
 #define LOG_MODULE "store"
 
@@ -85,6 +87,9 @@ struct entry {
 	uint64_t dirty_seq; /* store.log sequence number of the dirty mark */
 	uint32_t pins;
 	uint8_t state, dirty;
+	uint8_t packed;		   /* in a cache pack (store_pack.h), not a file of its own */
+	uint32_t pack;		   /* when packed: which pack, and where in it */
+	uint64_t off;
 	int drop_err;		   /* errno of a failed unlink, for the evictor */
 	struct entry *hnext;	   /* hash chain */
 	struct entry *victim_next; /* an evictor's private list of DELETING entries */
@@ -96,7 +101,8 @@ struct entry {
 
 struct store {
 	char *dir;
-	int dirfd, tmpfd, corruptfd, logfd;
+	int dirfd, tmpfd, corruptfd, logfd, packfd;
+	struct store_packs *packs;
 	uint8_t key[BLOCKID_KEY_SIZE];
 	pthread_mutex_t lock;
 	pthread_cond_t settled;	     /* an entry left WRITING or DELETING */
@@ -345,6 +351,10 @@ static struct entry *find_settled(struct store *s, const blockid_t *id, int wait
 
 enum { OP_HEADER = 'H', OP_PINS = 'P', OP_DIRTY = 'D', OP_CLEAN = 'C' };
 
+/* A put flag of this file's own, beside store.h's: the block is a copy,
+ * appended to a cache pack instead of getting a file. */
+#define PUT_PACKED 0x100
+
 static const uint32_t crc_nibble[16] = {
     0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4, 0x4db26158, 0x5005713c,
     0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c, 0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
@@ -363,41 +373,19 @@ static uint32_t crc32_buf(const uint8_t *p, size_t n)
 	return ~c;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
 static void rec_encode(uint8_t *r, int op, uint32_t arg, const blockid_t *id)
 {
 	memset(r, 0, LOG_REC_SIZE);
 	r[0] = (uint8_t)op;
-	put_le32(r + 4, arg);
+	le_put32(r + 4, arg);
 	if (id)
 		memcpy(r + 8, id->b, BLOCKID_SIZE);
-	put_le32(r + 40, crc32_buf(r, 40));
+	le_put32(r + 40, crc32_buf(r, 40));
 }
 
 static int rec_valid(const uint8_t *r)
 {
-	return get_le32(r + 40) == crc32_buf(r, 40);
+	return le_get32(r + 40) == crc32_buf(r, 40);
 }
 
 static size_t log_live_records(const struct store *s)
@@ -571,15 +559,15 @@ static int mark_dirty(struct store *s, struct entry *e, uint64_t *seq)
 
 static uint64_t block_sum(const blockid_t *id, const void *data, size_t len)
 {
-	return XXH3_64bits_withSeed(data, len, get_le64(id->b));
+	return XXH3_64bits_withSeed(data, len, le_get64(id->b));
 }
 
 static void trailer_encode(uint8_t t[STORE_TRAILER_SIZE], const blockid_t *id, const void *data,
 			   size_t len)
 {
 	memcpy(t, TRAILER_MAGIC, 4);
-	put_le32(t + 4, 0);
-	put_le64(t + 8, block_sum(id, data, len));
+	le_put32(t + 4, 0);
+	le_put64(t + 8, block_sum(id, data, len));
 }
 
 /* The length of the block in a file of len bytes read from id's name, or
@@ -596,8 +584,8 @@ static ssize_t block_verify(struct store *s, const blockid_t *id, const uint8_t 
 	if (len >= STORE_TRAILER_SIZE) {
 		const uint8_t *t = buf + len - STORE_TRAILER_SIZE;
 		size_t n = len - STORE_TRAILER_SIZE;
-		if (memcmp(t, TRAILER_MAGIC, 4) == 0 && get_le32(t + 4) == 0 &&
-		    get_le64(t + 8) == block_sum(id, buf, n))
+		if (memcmp(t, TRAILER_MAGIC, 4) == 0 && le_get32(t + 4) == 0 &&
+		    le_get64(t + 8) == block_sum(id, buf, n))
 			return (ssize_t)n;
 	}
 	blockid_compute(&got, s->key, buf, len);
@@ -764,14 +752,22 @@ static void quarantine(struct store *s, const blockid_t *id, uint64_t gen, const
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
-	log_error("block %s failed verification: %s/%s moved to %s/corrupt/", rel + 3, s->dir, rel,
-		  s->dir);
+	int packed = e->packed;
+	if (packed)
+		log_error("block %s failed verification in pack %08x at %llu: dropped from the "
+			  "cache",
+			  rel + 3, e->pack, (unsigned long long)e->off);
+	else
+		log_error("block %s failed verification: %s/%s moved to %s/corrupt/", rel + 3,
+			  s->dir, rel, s->dir);
 	warn_lost(e, rel, "corrupt");
 	drop_logged(s, e);
 	s->st.corrupt_blocks++;
 	pthread_mutex_unlock(&s->lock);
 
-	if (renameat(s->dirfd, rel, s->corruptfd, rel + 3) != 0) {
+	if (packed) {
+		store_packs_kill(s->packs, e->pack, e->off, e->size);
+	} else if (renameat(s->dirfd, rel, s->corruptfd, rel + 3) != 0) {
 		log_error("cannot move %s/%s to corrupt/ (%s); deleting it", s->dir, rel,
 			  errstr(errno, eb, sizeof(eb)));
 		unlinkat(s->dirfd, rel, 0);
@@ -856,6 +852,10 @@ static void unlink_victims(struct store *s, struct entry *victims)
 {
 	char rel[BLOCK_REL_SIZE];
 	for (struct entry *e = victims; e; e = e->victim_next) {
+		if (e->packed) {
+			store_packs_kill(s->packs, e->pack, e->off, e->size);
+			continue;
+		}
 		block_rel(&e->id, rel);
 		if (unlinkat(s->dirfd, rel, 0) != 0 && errno != ENOENT)
 			e->drop_err = errno;
@@ -945,6 +945,15 @@ static int make_layout(struct store *s)
 		rc = open_subdir(s, "tmp", &s->tmpfd);
 	if (!rc)
 		rc = open_subdir(s, "corrupt", &s->corruptfd);
+	if (!rc)
+		rc = open_subdir(s, "packs", &s->packfd);
+	if (!rc) {
+		char *dir = NULL;
+		rc = asprintf(&dir, "%s/packs", s->dir) < 0 ? -ENOMEM : 0;
+		if (!rc)
+			rc = store_packs_new(&s->packs, s->packfd, dir);
+		free(dir);
+	}
 	return rc;
 }
 
@@ -1016,6 +1025,32 @@ static int scan_add(struct store *s, struct scan *sc, const blockid_t *id, const
 	sc->v[sc->n].when = last_use(st);
 	sc->v[sc->n++].e = e;
 	return 0;
+}
+
+struct scan_packed_ctx {
+	struct store *s;
+	struct scan *sc;
+};
+
+/* A block both in a file of its own and in a pack (a crash between a put
+ * and a kill, or a dirty put of an id fetched before) keeps its file. */
+static int scan_packed(void *payload, const blockid_t *id, uint32_t pack, uint64_t off,
+		       uint64_t size, int64_t when)
+{
+	struct scan_packed_ctx *c = payload;
+	if (ht_find(c->s, id))
+		return 0;
+	struct stat st = { .st_size = (off_t)size };
+	st.st_mtim.tv_sec = when / 1000000000;
+	st.st_mtim.tv_nsec = when % 1000000000;
+	int rc = scan_add(c->s, c->sc, id, &st);
+	if (rc)
+		return rc;
+	struct entry *e = c->sc->v[c->sc->n - 1].e;
+	e->packed = 1;
+	e->pack = pack;
+	e->off = off;
+	return 1;
 }
 
 static int scan_entry(struct store *s, struct scan *sc, DIR *d, const char *dir, const char *name)
@@ -1107,7 +1142,7 @@ static void replay_rec(struct store *s, const uint8_t *r)
 		return; /* the block file is gone: its record dies with it */
 	switch (r[0]) {
 	case OP_PINS:
-		set_pins(s, e, get_le32(r + 4));
+		set_pins(s, e, le_get32(r + 4));
 		break;
 	case OP_DIRTY:
 		set_dirty(s, e, 1);
@@ -1135,11 +1170,11 @@ static int replay_checked(struct store *s, const uint8_t *buf, size_t n, size_t 
 		}
 		if (r[0] != OP_HEADER)
 			replay_rec(s, r);
-		else if (get_le32(r + 4) > LOG_VERSION)
+		else if (le_get32(r + 4) > LOG_VERSION)
 			return error_set(-EPROTO,
 					 "%s/" LOG_NAME " was written by a newer peercling "
 					 "(format %u); upgrade to open this store",
-					 s->dir, get_le32(r + 4));
+					 s->dir, le_get32(r + 4));
 	}
 	if (tail)
 		log_warn("ignoring torn last record of %s/" LOG_NAME, s->dir);
@@ -1164,6 +1199,10 @@ static int load(struct store *s)
 	int rc = 0;
 	for (unsigned i = 0; i < 256 && !rc; i++)
 		rc = scan_fanout(s, &sc, i);
+	if (!rc) {
+		struct scan_packed_ctx c = { s, &sc };
+		rc = store_packs_scan(s->packs, scan_packed, &c);
+	}
 	if (!rc)
 		rc = replay_log(s);
 	if (!rc)
@@ -1189,7 +1228,7 @@ static struct store *store_alloc(const char *dir, const uint8_t key[BLOCKID_KEY_
 		free(s);
 		return NULL;
 	}
-	s->dirfd = s->tmpfd = s->corruptfd = s->logfd = -1;
+	s->dirfd = s->tmpfd = s->corruptfd = s->logfd = s->packfd = -1;
 	memcpy(s->key, key, BLOCKID_KEY_SIZE);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->settled, NULL);
@@ -1244,6 +1283,8 @@ void store_free(struct store *s)
 	close_fd(s->logfd);
 	close_fd(s->tmpfd);
 	close_fd(s->corruptfd);
+	store_packs_free(s->packs);
+	close_fd(s->packfd);
 	close_fd(s->dirfd); /* releases the flock */
 	sodium_memzero(s->key, sizeof(s->key));
 	pthread_cond_destroy(&s->settled);
@@ -1271,9 +1312,12 @@ static int put_new(struct store *s, struct entry *e, const void *data, size_t le
 	char rel[BLOCK_REL_SIZE], eb[128];
 	uint64_t seq = 0;
 	int dirty = flags & STORE_DIRTY, defer = flags & STORE_DEFER_SYNC;
+	uint32_t pack = 0;
+	uint64_t off = 0;
 	block_rel(&e->id, rel);
 	pthread_mutex_unlock(&s->lock);
-	int rc = store_block_file(s, &e->id, rel, data, len, flags);
+	int rc = (flags & PUT_PACKED) ? store_packs_write(s->packs, &e->id, data, len, &pack, &off)
+				      : store_block_file(s, &e->id, rel, data, len, flags);
 	pthread_mutex_lock(&s->lock);
 	if (rc) {
 		entry_forget(s, e);
@@ -1281,8 +1325,12 @@ static int put_new(struct store *s, struct entry *e, const void *data, size_t le
 		return error_set(rc, "cannot store block %s in %s: %s", rel + 3, s->dir,
 				 errstr(rc, eb, sizeof(eb)));
 	}
-	/* The file's size, trailer included, as the scan at open counts it. */
-	account_add(s, e, len + STORE_TRAILER_SIZE);
+	/* The bytes on disk, trailer or header included, as the scan at open
+	 * counts them. */
+	e->packed = (flags & PUT_PACKED) != 0;
+	e->pack = pack;
+	e->off = off;
+	account_add(s, e, e->packed ? store_pack_record_size(len) : len + STORE_TRAILER_SIZE);
 	if (dirty)
 		rc = mark_dirty(s, e, &seq);
 	pthread_cond_broadcast(&s->settled);
@@ -1344,7 +1392,7 @@ static int put_checked(struct store *s, const blockid_t *id, const void *data, s
 
 int store_put_cached(struct store *s, const blockid_t *id, const void *data, size_t len)
 {
-	return put_checked(s, id, data, len, STORE_DEFER_SYNC);
+	return put_checked(s, id, data, len, STORE_DEFER_SYNC | PUT_PACKED);
 }
 
 int store_put(struct store *s, const blockid_t *id, const void *data, size_t len)
@@ -1368,7 +1416,9 @@ int store_get(struct store *s, const blockid_t *id, uint8_t **out, size_t *out_l
 	*out_len = 0;
 	pthread_mutex_lock(&s->lock);
 	struct entry *e = find_settled(s, id, 0);
-	uint64_t gen = e ? e->gen : 0;
+	uint64_t gen = e ? e->gen : 0, off = e ? e->off : 0, size = e ? e->size : 0;
+	uint32_t pack = e ? e->pack : 0;
+	int packed = e && e->packed;
 	if (e)
 		touch(s, e);
 	pthread_mutex_unlock(&s->lock);
@@ -1378,18 +1428,22 @@ int store_get(struct store *s, const blockid_t *id, uint8_t **out, size_t *out_l
 	uint8_t *buf;
 	size_t len;
 	block_rel(id, rel);
-	int rc = read_block_file(s, rel, &buf, &len);
+	int rc = packed ? store_packs_read(s->packs, pack, off, size, id, &buf, &len)
+			: read_block_file(s, rel, &buf, &len);
 	if (rc == -ENOENT) {
 		forget_vanished(s, id, gen, rel);
 		return not_found(s, id);
 	}
-	if (rc)
+	if (rc && rc != -EBADMSG)
 		return error_set(rc, "cannot read block %s/%s: %s", s->dir, rel,
 				 errstr(rc, eb, sizeof(eb)));
-	ssize_t n = block_verify(s, id, buf, len);
+	ssize_t n = rc ? rc : packed ? (ssize_t)len : block_verify(s, id, buf, len);
 	if (n < 0) {
 		free(buf);
 		quarantine(s, id, gen, rel);
+		if (packed)
+			return error_set(-ENOENT, "block %s was corrupt in its cache pack; dropped",
+					 rel + 3);
 		return error_set(-ENOENT, "block %s was corrupt on disk; moved to %s/corrupt/",
 				 rel + 3, s->dir);
 	}

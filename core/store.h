@@ -1,10 +1,12 @@
 /* store: the local block cache, content-addressed.
  *
- * Each block is one file, blocks/ab/abcd... (the id in 64 hex digits, its
- * first two naming the fan-out directory), holding the plain bytes
- * (the cache is local; sealing happens only for what leaves the machine)
- * and a 16-byte trailer with a checksum of them.  Writes are atomic and
- * durable: temp file, fsync, rename, fsync of the directory.  Data is
+ * Each block made here is one file, blocks/ab/abcd... (the id in 64 hex
+ * digits, its first two naming the fan-out directory), holding the plain
+ * bytes (the cache is local; sealing happens only for what leaves the
+ * machine) and a 16-byte trailer with a checksum of them.  Writes are
+ * atomic and durable: temp file, fsync, rename, fsync of the directory.
+ * Copies of blocks fetched from elsewhere (store_put_cached) are appended
+ * to cache packs instead (core/store_pack.h): no file, no fsync.  Data is
  * checked against its id (keyed BLAKE2b) when it enters the store; reads
  * check the trailer's checksum (XXH3, enough against damage on disk), or
  * the id for files written before the trailer existed.  A corrupt file is

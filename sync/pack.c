@@ -3,6 +3,7 @@
 #include "sync/pack.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/le.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -34,34 +35,6 @@ struct pack_set {
 	size_t cap, used;
 };
 
-static void put_le32(uint8_t *b, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_le64(uint8_t *b, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_le32(const uint8_t *b)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)b[i] << (8 * i);
-	return v;
-}
-
-static uint64_t get_le64(const uint8_t *b)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)b[i] << (8 * i);
-	return v;
-}
-
 int pack_index_encode(const struct pack_entry *e, size_t n, uint8_t **out, size_t *len)
 {
 	if (n > PACK_MAX_ENTRIES)
@@ -71,12 +44,12 @@ int pack_index_encode(const struct pack_entry *e, size_t n, uint8_t **out, size_
 	if (!b)
 		return error_set(-ENOMEM, "out of memory");
 	memcpy(b, PACK_INDEX_MAGIC, 4);
-	put_le32(b + 4, (uint32_t)n);
+	le_put32(b + 4, (uint32_t)n);
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *r = b + PACK_INDEX_HEAD + i * PACK_INDEX_ENTRY;
 		memcpy(r, e[i].id.b, BLOCKID_SIZE);
-		put_le64(r + BLOCKID_SIZE, e[i].off);
-		put_le32(r + BLOCKID_SIZE + 8, e[i].len);
+		le_put64(r + BLOCKID_SIZE, e[i].off);
+		le_put32(r + BLOCKID_SIZE + 8, e[i].len);
 	}
 	*out = b;
 	*len = l;
@@ -90,7 +63,7 @@ int pack_index_decode(const uint8_t *body, size_t len, uint32_t max_len, struct 
 	*n = 0;
 	if (len < PACK_INDEX_HEAD || memcmp(body, PACK_INDEX_MAGIC, 4))
 		return error_set(-EBADMSG, "a pack index without its header");
-	uint32_t count = get_le32(body + 4);
+	uint32_t count = le_get32(body + 4);
 	if (count > PACK_MAX_ENTRIES || len != PACK_INDEX_HEAD + (size_t)count * PACK_INDEX_ENTRY)
 		return error_set(-EBADMSG, "a pack index of %zu bytes cannot hold %u entries", len,
 				 count);
@@ -101,8 +74,8 @@ int pack_index_decode(const uint8_t *body, size_t len, uint32_t max_len, struct 
 	for (uint32_t i = 0; i < count; i++) {
 		const uint8_t *r = body + PACK_INDEX_HEAD + (size_t)i * PACK_INDEX_ENTRY;
 		memcpy(e[i].id.b, r, BLOCKID_SIZE);
-		e[i].off = get_le64(r + BLOCKID_SIZE);
-		e[i].len = get_le32(r + BLOCKID_SIZE + 8);
+		e[i].off = le_get64(r + BLOCKID_SIZE);
+		e[i].len = le_get32(r + BLOCKID_SIZE + 8);
 		/* One after the other from 0: a reader may then read any run
 		 * of them as one range. */
 		if (e[i].off != next || e[i].len == 0 || e[i].len > max_len ||

@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import time
+from pathlib import Path
 
 import pytest
 
@@ -196,10 +197,13 @@ def test_corrupted_block_gives_eio_and_other_files_still_read(mounts, peercling,
 
     # A block file is the plain bytes plus a 16-byte checksum trailer: the
     # blocks of `victim` are pieces of it.
-    mine = [b for b in volume.block_files()
-            if len(b.read_bytes()) >= 80 and b.read_bytes()[:-16] in victim]
+    # The damaged one is the block nearest the middle of the file, so that
+    # the pieces read before it are checked too.
+    mine = sorted((abs(victim.find(b.read_bytes()[:-16]) - len(victim) // 2), str(b))
+                  for b in volume.block_files()
+                  if len(b.read_bytes()) >= 80 and b.read_bytes()[:-16] in victim)
     assert mine, "no block file under %s/blocks holds a piece of the file" % volume.dir
-    bad = mine[len(mine) // 2]
+    bad = Path(mine[0][1])
     raw = bytearray(bad.read_bytes())
     raw[len(raw) // 2] ^= 0x01
     os.chmod(bad, 0o644)
