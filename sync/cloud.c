@@ -165,10 +165,41 @@ int cloud_get_opened(struct cloud *c, const char *key, const uint8_t sk[SEAL_KEY
 
 /* ---- volume record ------------------------------------------------------ */
 
+/* What a device must understand to read this volume, one "requires"
+ * line each: a build that meets a word it does not know refuses the
+ * volume with a clear message instead of failing later on an object it
+ * cannot read.  Builds before this list existed ignore it; every build
+ * since writes manifest deltas (sync/cloud_delta.c). */
+static const char *const known_features[] = { "deltas" };
+
+static int check_requires(struct cloud *c, const uint8_t *data, size_t len)
+{
+	const char *p = (const char *)data, *end = p + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (n > 9 && memcmp(p, "requires ", 9) == 0) {
+			int known = 0;
+			for (size_t i = 0; i < sizeof(known_features) / sizeof(*known_features); i++)
+				known |= strlen(known_features[i]) == n - 9 &&
+					 memcmp(known_features[i], p + 9, n - 9) == 0;
+			if (!known)
+				return error_set(-EPROTO,
+						 "the volume in %s needs a newer peercling (it uses "
+						 "'%.*s', which this version does not know): upgrade "
+						 "peercling on this device",
+						 c->vol->cloud_url, (int)(n - 9), p + 9);
+		}
+		p += n + 1;
+	}
+	return 0;
+}
+
 int cloud_put_volume_info(struct cloud *c)
 {
 	char buf[128];
-	int n = snprintf(buf, sizeof(buf), "peercling-volume 1\nid %s\n", c->vol->volume_id);
+	int n = snprintf(buf, sizeof(buf), "peercling-volume 1\nid %s\nrequires %s\n",
+			 c->vol->volume_id, known_features[0]);
 	/* Encrypted volumes seal it; plain ones keep it readable. */
 	return cloud_put_sealed(c, "volume", c->vol->keys.head, buf, (size_t)n);
 }
@@ -188,8 +219,9 @@ int cloud_check_volume_info(struct cloud *c)
 	char want[64];
 	snprintf(want, sizeof(want), "id %s\n", c->vol->volume_id);
 	int ok = len > 0 && memmem(data, len, want, strlen(want)) != NULL;
+	rc = ok ? check_requires(c, data, len) : 0;
 	free(data);
-	return ok ? 0 : error_set(-EKEYREJECTED, "the cloud holds another volume");
+	return !ok ? error_set(-EKEYREJECTED, "the cloud holds another volume") : rc;
 }
 
 /* Reads the volume id from the cloud (for clone): *out malloc'd. */
@@ -215,6 +247,11 @@ int cloud_read_volume_id(struct cloud *c, char **out)
 			return error_set(-EKEYREJECTED, "the key does not open the volume in %s: "
 					 "wrong key (see 'peercling key NAME' on a device that has it)",
 					 c->vol->cloud_url);
+	}
+	rc = check_requires(c, data, len);
+	if (rc) {
+		free(data);
+		return rc;
 	}
 	char *s = strndup((const char *)data, len);
 	free(data);

@@ -38,16 +38,19 @@ struct cloud {
 	struct volume *vol;      /* borrowed */
 	struct cloud_packs *pk;  /* the packs this device knows (cloud_pack.c) */
 	struct cloud_deltas *deltas; /* depths of delta objects (cloud_delta.c) */
+	int volume_ok;           /* the volume record was read and is understood */
 };
 
 /* Opens the backend named by the volume's cloud.url and its config. */
 int cloud_open(struct cloud **out, struct volume *vol);
 void cloud_free(struct cloud *c);
 
-/* The "volume" record: written by init, checked by clone and mount. */
+/* The "volume" record: written by init, read by clone, checked by the first
+ * sync of each run (sync_run). */
 int cloud_put_volume_info(struct cloud *c);
-/* -EKEYREJECTED when the key does not open it; -ENOENT when the cloud holds
- * no volume. */
+/* -EKEYREJECTED when the key does not open it or it is another volume's;
+ * -ENOENT when the cloud holds no volume; -EPROTO when it requires a
+ * feature this build does not know. */
 int cloud_check_volume_info(struct cloud *c);
 
 /* Seals n blocks into one new pack, uploads it, then its index, and

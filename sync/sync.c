@@ -791,16 +791,32 @@ int sync_upload(struct cloud *c, const git_oid *head, struct sync_report *rep)
 	return rc;
 }
 
+/* Once per run: a cloud that now holds another volume, or a volume that
+ * needs a newer build, must not receive uploads.  Any other failure
+ * (offline) is left to the head listing that follows, which reports it. */
+static int volume_usable(struct cloud *c)
+{
+	if (__atomic_load_n(&c->volume_ok, __ATOMIC_RELAXED))
+		return 0;
+	int rc = cloud_check_volume_info(c);
+	if (!rc)
+		__atomic_store_n(&c->volume_ok, 1, __ATOMIC_RELAXED);
+	return rc == -EPROTO || rc == -EKEYREJECTED ? rc : 0;
+}
+
 int sync_run(struct cloud *c, const struct sync_worktree *wt, struct sync_report *rep,
 	     void (*progress)(void *p, uint64_t done, uint64_t total), void *p)
 {
 	struct heads hs = { .self = c->vol->device_id };
 	struct fetch_ctx fc = { .c = c };
 	memset(rep, 0, sizeof(*rep));
-	int rc = cloud_foreach_head(c, collect_head, &hs);
+	int rc = volume_usable(c);
+	if (!rc)
+		rc = cloud_foreach_head(c, collect_head, &hs);
 	if (rc) {
-		/* Offline: still commit what is pending, so that `peercling
-		 * sync` always leaves a commit; the upload waits for the cloud. */
+		/* Offline (or a volume this build must not write): still
+		 * commit what is pending, so that `peercling sync` always
+		 * leaves a commit; the upload waits for the cloud. */
 		int err = rc;
 		const char *why = error_last();
 		char msg[512];

@@ -317,6 +317,44 @@ def test_clone_of_a_cloud_without_a_volume_says_so(tmp_path):
     assert "holds no peercling volume" in p.stderr
 
 
+def test_a_volume_that_needs_a_newer_peercling_is_refused_clearly(tmp_path):
+    a = Device(tmp_path / "a", "a")
+    cloud = tmp_path / "cloud"
+    check(a.pc("init", "vol", "--cloud", "file://%s" % cloud, "--no-encrypt"))
+    key = check(a.pc("key", "vol")).stdout.strip()
+    record = cloud / "volume"
+    text = record.read_text()
+    assert "\nrequires deltas\n" in text, text
+    # What a later version would write once it uses something new.
+    record.write_text(text + "requires teleportation\n")
+
+    b = Device(tmp_path / "b", "b")
+    p = b.pc("clone", "file://%s" % cloud, "vol", "--key", key)
+    assert p.returncode == 1
+    assert "needs a newer peercling" in p.stderr and "'teleportation'" in p.stderr, p.stderr
+    assert not (b.pc.home / "vol").exists(), "a failed clone must leave nothing behind"
+
+    # A device that has the volume already keeps working locally and
+    # uploads nothing there.
+    def heads():
+        d = cloud / "heads"
+        return sorted((p.name, p.read_bytes()) for p in d.iterdir()) if d.exists() else []
+    before = heads()
+    try:
+        a.mount()
+        write_file(a.mp / "f", b"made here\n")
+        p = a.pc("sync", a.mp)
+        assert p.returncode != 0
+        assert "needs a newer peercling" in p.stderr, p.stderr
+        assert heads() == before
+        assert_same(a.mp / "f", b"made here\n")
+    finally:
+        for m in a.mounts.cleanup():
+            print("teardown:", m)
+    assert heads() == before
+    assert "needs a newer peercling" in (a.vol.dir / "log").read_text(errors="replace")
+
+
 def test_unmounted_volumes_sync_by_name(tmp_path):
     a = Device(tmp_path / "a", "a")
     check(a.pc("init", "vol"))
