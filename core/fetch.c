@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LOG_MODULE "fetch"
 
@@ -29,6 +30,7 @@ struct fetch {
 	int busy[INFLIGHT_MAX];
 	fetch_sink_fn sink;
 	void *sink_ctx;
+	long long uncached_said; /* when a failed cache write was last logged (s) */
 };
 
 int fetch_new(struct fetch **out, struct store *store)
@@ -123,9 +125,35 @@ void fetch_set_sink(struct fetch *f, fetch_sink_fn fn, void *ctx)
 	f->sink_ctx = ctx;
 }
 
-int block_deliver(struct fetch *f, const blockid_t *id, uint8_t *data, size_t len, int flags)
+/* A full cache disk must not stop reads (the bytes are served from memory),
+ * but the user has to hear of it: once a minute at most, since a cold read
+ * meets it for every block. */
+static void say_uncached(struct fetch *f, int rc)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	long long now = (long long)ts.tv_sec + 1, last = __atomic_load_n(&f->uncached_said,
+									   __ATOMIC_RELAXED);
+	if ((last && now - last < 60) ||
+	    !__atomic_compare_exchange_n(&f->uncached_said, &last, now, 0, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return;
+	log_warn("fetched blocks cannot be kept in the cache (%s): reads are served without "
+		 "caching, and go to the network again next time (said at most once a minute)",
+		 rc == -ENOSPC ? "the disk is full" : error_last());
+}
+
+static int put_copy(struct fetch *f, const blockid_t *id, const uint8_t *data, size_t len)
 {
 	int rc = store_put_cached(f->store, id, data, len);
+	if (rc && rc != -EBADMSG)
+		say_uncached(f, rc);
+	return rc;
+}
+
+int block_deliver(struct fetch *f, const blockid_t *id, uint8_t *data, size_t len, int flags)
+{
+	int rc = put_copy(f, id, data, len);
 	if (rc == -EBADMSG || !f->sink || (flags & FETCH_BACKGROUND))
 		free(data);
 	else
@@ -185,7 +213,7 @@ static int from_sources(struct fetch *f, const blockid_t *id, int flags, uint8_t
 		if (rc == -EINPROGRESS)
 			return rc;
 		if (rc == 0) {
-			rc = store_put_cached(f->store, id, buf, len);
+			rc = put_copy(f, id, buf, len);
 			if (rc == 0 || rc != -EBADMSG) {
 				/* A full disk must not hide good data: serve it anyway. */
 				*out = buf;

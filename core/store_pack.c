@@ -354,6 +354,15 @@ int store_packs_write(struct store_packs *p, const blockid_t *id, const void *da
 		close(fd);
 	}
 	if (rc) {
+		/* A whole dead header, if the disk takes it, lets the next
+		 * open step over the place instead of ending the pack there. */
+		int dfd = openat(p->dirfd, name, O_WRONLY | O_CLOEXEC);
+		if (dfd >= 0) {
+			le_put32(h + 4, STATE_DEAD);
+			if (pwrite(dfd, h, sizeof(h), (off_t)*off) != (ssize_t)sizeof(h))
+				log_debug("cannot mark a failed pack record dead: %s", strerror(errno));
+			close(dfd);
+		}
 		store_packs_kill(p, *pack, *off, rec);
 		return error_set(rc, "cannot write to pack %s/%s: %s", p->dir, name, strerror(-rc));
 	}

@@ -532,12 +532,22 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 		fuse_reply_write(req, (size_t)r);
 }
 
+/* What close, fsync and fsyncdir tell the application: a full disk or
+ * quota as such (an editor then says "No space left on device" and keeps
+ * its buffer), anything else as EIO. */
+static int flush_errno(int rc)
+{
+	if (!rc)
+		return 0;
+	return rc == -ENOSPC || rc == -EDQUOT ? -rc : EIO;
+}
+
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = FS(req);
 	struct fs_inode *n = open_inode(fs, ino);
 	int rc = n ? fs_flush(fs, n, 0) : -ENOENT;
-	fuse_reply_err(req, rc ? EIO : 0);
+	fuse_reply_err(req, flush_errno(rc));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -545,7 +555,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	struct fs *fs = FS(req);
 	struct fs_inode *n = open_inode(fs, ino);
 	int rc = n ? fs_flush(fs, n, 1) : -ENOENT;
-	fuse_reply_err(req, rc ? EIO : 0);
+	fuse_reply_err(req, flush_errno(rc));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -690,7 +700,7 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	pthread_mutex_lock(&fs->lock);
 	int rc = fs_journal_sync(fs->journal);
 	pthread_mutex_unlock(&fs->lock);
-	fuse_reply_err(req, rc ? EIO : 0);
+	fuse_reply_err(req, flush_errno(rc));
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
