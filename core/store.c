@@ -742,15 +742,17 @@ static void warn_lost(const struct entry *e, const char *rel, const char *why)
 }
 
 /* The file was found corrupt by a reader: move it to corrupt/ (for a human
- * to look at) and forget it, unless someone replaced it meanwhile. */
-static void quarantine(struct store *s, const blockid_t *id, uint64_t gen, const char *rel)
+ * to look at) and forget it, unless someone replaced it meanwhile.  0 when
+ * the entry read is gone already (evicted or removed under the reader:
+ * what it read was a hole, not damage). */
+static int quarantine(struct store *s, const blockid_t *id, uint64_t gen, const char *rel)
 {
 	char eb[128];
 	pthread_mutex_lock(&s->lock);
 	struct entry *e = find_gen(s, id, gen);
 	if (!e) {
 		pthread_mutex_unlock(&s->lock);
-		return;
+		return 0;
 	}
 	int packed = e->packed;
 	if (packed)
@@ -775,6 +777,7 @@ static void quarantine(struct store *s, const blockid_t *id, uint64_t gen, const
 	pthread_mutex_lock(&s->lock);
 	entry_forget(s, e);
 	pthread_mutex_unlock(&s->lock);
+	return 1;
 }
 
 /* The file disappeared behind our back (not by eviction, which would have
@@ -1032,14 +1035,25 @@ struct scan_packed_ctx {
 	struct scan *sc;
 };
 
-/* A block both in a file of its own and in a pack (a crash between a put
- * and a kill, or a dirty put of an id fetched before) keeps its file. */
+/* A block both in a file of its own and in a pack keeps its file.  In two
+ * packs (a kill that did not reach the disk before a crash, then a fetch
+ * again), the newer record wins: packs are scanned oldest first, and the
+ * older record may be the one whose kill was half done. */
 static int scan_packed(void *payload, const blockid_t *id, uint32_t pack, uint64_t off,
 		       uint64_t size, int64_t when)
 {
 	struct scan_packed_ctx *c = payload;
-	if (ht_find(c->s, id))
+	struct entry *old = ht_find(c->s, id);
+	if (old && !old->packed)
 		return 0;
+	if (old) {
+		store_packs_kill(c->s->packs, old->pack, old->off, old->size);
+		c->s->st.bytes += size - old->size;
+		old->pack = pack;
+		old->off = off;
+		old->size = size;
+		return 1;
+	}
 	struct stat st = { .st_size = (off_t)size };
 	st.st_mtim.tv_sec = when / 1000000000;
 	st.st_mtim.tv_nsec = when % 1000000000;
@@ -1440,7 +1454,8 @@ int store_get(struct store *s, const blockid_t *id, uint8_t **out, size_t *out_l
 	ssize_t n = rc ? rc : packed ? (ssize_t)len : block_verify(s, id, buf, len);
 	if (n < 0) {
 		free(buf);
-		quarantine(s, id, gen, rel);
+		if (!quarantine(s, id, gen, rel))
+			return not_found(s, id);
 		if (packed)
 			return error_set(-ENOENT, "block %s was corrupt in its cache pack; dropped",
 					 rel + 3);

@@ -30,6 +30,10 @@
 #define STATE_LIVE 0
 #define STATE_DEAD 1
 #define NAME_SIZE 9 /* 8 hex digits and NUL */
+#define PAGE 4096u
+/* 16 M packs of 64 MiB: a PiB.  Bounds the count array a stray name could
+ * otherwise blow up (packs/ffffffff). */
+#define PACK_NUMBER_MAX (1u << 24)
 
 struct store_packs {
 	int dirfd;
@@ -60,14 +64,16 @@ static void header_encode(uint8_t h[STORE_PACK_HEADER], const blockid_t *id, con
 	memcpy(h, MAGIC, 4);
 	le_put32(h + 4, STATE_LIVE);
 	le_put32(h + 8, (uint32_t)len);
-	le_put32(h + 12, 0);
+	le_put32(h + 12, (uint32_t)time(NULL));
 	le_put64(h + 16, data_sum(id, data, len));
 	memcpy(h + 24, id->b, BLOCKID_SIZE);
 }
 
+/* Records start on page boundaries, so a kill can punch a record out
+ * whole, header included, and the scan steps over the hole page by page. */
 uint64_t store_pack_record_size(size_t len)
 {
-	return STORE_PACK_HEADER + (uint64_t)len;
+	return (STORE_PACK_HEADER + (uint64_t)len + PAGE - 1) / PAGE * PAGE;
 }
 
 int store_packs_new(struct store_packs **out, int dirfd, const char *dir)
@@ -98,9 +104,11 @@ static int live_grow(struct store_packs *p, uint32_t n)
 {
 	if (n < p->nlive)
 		return 0;
+	if (n >= PACK_NUMBER_MAX)
+		return -EOVERFLOW;
 	uint32_t cap = p->nlive ? p->nlive : 64;
 	while (cap <= n)
-		cap *= 2;
+		cap *= 2; /* at most 2^24: no wrap */
 	uint32_t *v = realloc(p->live, cap * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -144,6 +152,24 @@ static void mark_dead(int fd, uint64_t off)
 		log_debug("cannot mark a pack record dead: %s", strerror(errno));
 }
 
+/* A live record met after damage or a hole is believed only if its data
+ * matches its checksum: "PCp1" at a page start inside other data is not a
+ * record. */
+static int record_intact(int fd, const uint8_t h[STORE_PACK_HEADER], uint64_t off)
+{
+	uint32_t len = le_get32(h + 8);
+	uint8_t *buf = malloc(len ? len : 1);
+	blockid_t id;
+	memcpy(id.b, h + 24, BLOCKID_SIZE);
+	int ok = buf && read_full(fd, buf, len, off + STORE_PACK_HEADER) == 0 &&
+		 le_get64(h + 16) == data_sum(&id, buf, len);
+	free(buf);
+	return ok;
+}
+
+/* Steps record by record; past a page that holds no header (a record
+ * punched out, a write lost in a crash or a full disk, damage) it looks at
+ * each next page, so records after a gap are found too. */
 static int scan_pack(struct store_packs *p, uint32_t n, store_packs_scan_cb cb, void *payload)
 {
 	char name[NAME_SIZE];
@@ -156,20 +182,29 @@ static int scan_pack(struct store_packs *p, uint32_t n, store_packs_scan_cb cb, 
 			close(fd);
 		return error_set(rc, "cannot open pack %s/%s: %s", p->dir, name, strerror(-rc));
 	}
-	int64_t when = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	uint64_t size = (uint64_t)st.st_size, off = 0;
-	int rc = 0;
+	uint64_t size = (uint64_t)st.st_size, off = 0, skipped = 0;
+	int rc = 0, resync = 0;
 	while (off + STORE_PACK_HEADER <= size) {
 		uint8_t h[STORE_PACK_HEADER];
-		if (read_full(fd, h, sizeof(h), off) != 0 || memcmp(h, MAGIC, 4) != 0)
-			break;
-		uint64_t rec = store_pack_record_size(le_get32(h + 8));
-		if (off + rec > size)
-			break;
+		uint32_t len = 0;
+		int good = read_full(fd, h, sizeof(h), off) == 0 && memcmp(h, MAGIC, 4) == 0 &&
+			   (len = le_get32(h + 8)) <= STORE_PACK_MAX &&
+			   off + STORE_PACK_HEADER + len <= size &&
+			   (le_get32(h + 4) == STATE_DEAD ||
+			    (le_get32(h + 4) == STATE_LIVE && (!resync || record_intact(fd, h, off))));
+		if (!good) {
+			resync = 1;
+			skipped += PAGE;
+			off += PAGE;
+			continue;
+		}
+		resync = 0;
 		if (le_get32(h + 4) == STATE_LIVE) {
 			blockid_t id;
 			memcpy(id.b, h + 24, BLOCKID_SIZE);
-			rc = cb(payload, &id, n, off, rec, when + (int64_t)off);
+			/* Written at that second; the offset keeps a pack's order. */
+			int64_t when = (int64_t)le_get32(h + 12) * 1000000000 + (int64_t)(off / PAGE);
+			rc = cb(payload, &id, n, off, store_pack_record_size(len), when);
 			if (rc < 0)
 				break;
 			if (rc == 1)
@@ -178,12 +213,11 @@ static int scan_pack(struct store_packs *p, uint32_t n, store_packs_scan_cb cb, 
 				mark_dead(fd, off);
 			rc = 0;
 		}
-		off += rec;
+		off += store_pack_record_size(len);
 	}
-	if (!rc && off < size)
-		log_info("pack %s/%s ends in a torn or damaged record at %llu; the %llu bytes "
-			 "after it are not used",
-			 p->dir, name, (unsigned long long)off, (unsigned long long)(size - off));
+	if (skipped)
+		log_debug("pack %s/%s: %llu bytes hold no record (killed, or lost in a crash)",
+			  p->dir, name, (unsigned long long)skipped);
 	close(fd);
 	return rc;
 }
@@ -193,7 +227,10 @@ static int pack_number(const char *name, uint32_t *n)
 	char *end;
 	if (strlen(name) != 8 || strspn(name, "0123456789abcdef") != 8)
 		return 0;
-	*n = (uint32_t)strtoul(name, &end, 16);
+	unsigned long v = strtoul(name, &end, 16);
+	if (v >= PACK_NUMBER_MAX)
+		return 0;
+	*n = (uint32_t)v;
 	return 1;
 }
 
@@ -291,12 +328,26 @@ static int start_pack(struct store_packs *p)
 	return 0;
 }
 
+/* A failed write: the place is reused when it was the last one taken;
+ * otherwise the pack takes no more records, so the gap stays small (the
+ * scan steps over it anyway). */
+static void give_back(struct store_packs *p, uint32_t pack, uint64_t off, uint64_t rec)
+{
+	pthread_mutex_lock(&p->lock);
+	if (p->active_set && p->active == pack)
+		p->end = p->end == off + rec ? off : STORE_PACK_MAX;
+	pthread_mutex_unlock(&p->lock);
+	store_packs_kill(p, pack, off, rec);
+}
+
 static int reserve(struct store_packs *p, uint64_t rec, uint32_t *pack, uint64_t *off)
 {
 	int rc = 0;
 	pthread_mutex_lock(&p->lock);
 	if (!p->active_set || (p->end && p->end + rec > STORE_PACK_MAX))
 		rc = start_pack(p);
+	if (rc == -EOVERFLOW)
+		rc = error_set(-EOVERFLOW, "%s holds pack numbers up to the limit", p->dir);
 	if (!rc) {
 		*pack = p->active;
 		*off = p->end;
@@ -340,6 +391,8 @@ int store_packs_write(struct store_packs *p, const blockid_t *id, const void *da
 {
 	char name[NAME_SIZE];
 	uint8_t h[STORE_PACK_HEADER];
+	if (len > STORE_PACK_MAX - STORE_PACK_HEADER)
+		return error_set(-EFBIG, "a block of %zu bytes does not fit a cache pack", len);
 	uint64_t rec = store_pack_record_size(len);
 	int rc = reserve(p, rec, pack, off);
 	if (rc)
@@ -354,16 +407,7 @@ int store_packs_write(struct store_packs *p, const blockid_t *id, const void *da
 		close(fd);
 	}
 	if (rc) {
-		/* A whole dead header, if the disk takes it, lets the next
-		 * open step over the place instead of ending the pack there. */
-		int dfd = openat(p->dirfd, name, O_WRONLY | O_CLOEXEC);
-		if (dfd >= 0) {
-			le_put32(h + 4, STATE_DEAD);
-			if (pwrite(dfd, h, sizeof(h), (off_t)*off) != (ssize_t)sizeof(h))
-				log_debug("cannot mark a failed pack record dead: %s", strerror(errno));
-			close(dfd);
-		}
-		store_packs_kill(p, *pack, *off, rec);
+		give_back(p, *pack, *off, rec);
 		return error_set(rc, "cannot write to pack %s/%s: %s", p->dir, name, strerror(-rc));
 	}
 	return 0;
@@ -378,7 +422,7 @@ int store_packs_read(struct store_packs *p, uint32_t pack, uint64_t off, uint64_
 	*out_len = 0;
 	if (size < STORE_PACK_HEADER)
 		return -EBADMSG;
-	size_t len = (size_t)(size - STORE_PACK_HEADER);
+	size_t len = (size_t)(size - STORE_PACK_HEADER); /* at most; the header says */
 	uint8_t *buf = malloc(len ? len : 1);
 	if (!buf)
 		return -ENOMEM;
@@ -388,12 +432,26 @@ int store_packs_read(struct store_packs *p, uint32_t pack, uint64_t off, uint64_
 		free(buf);
 		return -errno;
 	}
-	int rc = io_full(fd, 0, h, buf, len, off);
+	/* One call for header and data: the record's padding may run past the
+	 * end of the file, so a short read is fine once the header's length
+	 * is in. */
+	struct iovec iov[2] = { { h, sizeof(h) }, { buf, len } };
+	ssize_t n;
+	do
+		n = preadv(fd, iov, 2, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	int rc = n < 0 ? -errno : (size_t)n < sizeof(h) ? -EBADMSG : 0;
+	size_t want = rc ? 0 : le_get32(h + 8), got = rc ? 0 : (size_t)n - sizeof(h);
+	if (!rc && want > len)
+		rc = -EBADMSG;
+	if (!rc && got < want)
+		rc = read_full(fd, buf + got, want - got, off + sizeof(h) + got);
 	close(fd);
 	if (!rc && (memcmp(h, MAGIC, 4) != 0 || le_get32(h + 4) != STATE_LIVE ||
-		    le_get32(h + 8) != len || memcmp(h + 24, id->b, BLOCKID_SIZE) != 0 ||
-		    le_get64(h + 16) != data_sum(id, buf, len)))
+		    memcmp(h + 24, id->b, BLOCKID_SIZE) != 0 ||
+		    le_get64(h + 16) != data_sum(id, buf, want)))
 		rc = -EBADMSG;
+	len = want;
 	if (rc) {
 		free(buf);
 		return rc;
@@ -403,17 +461,16 @@ int store_packs_read(struct store_packs *p, uint32_t pack, uint64_t off, uint64_
 	return 0;
 }
 
-/* The hole covers the whole pages inside the data; the header stays, so
- * the next open can step over the record. */
-static void punch(int fd, uint64_t off, uint64_t size)
+/* Records are whole pages: the hole takes the header too, and the scan
+ * steps over the zeros.  Where holes cannot be made, the header says dead
+ * and the space comes back with the whole pack. */
+static void punch_or_mark(int fd, uint64_t off, uint64_t size)
 {
-	uint64_t page = 4096, from = (off + STORE_PACK_HEADER + page - 1) / page * page,
-		 to = (off + size) / page * page;
-	if (to > from &&
-	    fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)from,
-		      (off_t)(to - from)) != 0 &&
-	    errno != EOPNOTSUPP)
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)size) == 0)
+		return;
+	if (errno != EOPNOTSUPP)
 		log_debug("cannot punch a hole in a pack: %s", strerror(errno));
+	mark_dead(fd, off);
 }
 
 void store_packs_kill(struct store_packs *p, uint32_t pack, uint64_t off, uint64_t size)
@@ -431,7 +488,6 @@ void store_packs_kill(struct store_packs *p, uint32_t pack, uint64_t off, uint64
 	int fd = openat(p->dirfd, name, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	mark_dead(fd, off);
-	punch(fd, off, size);
+	punch_or_mark(fd, off, size);
 	close(fd);
 }

@@ -8,13 +8,17 @@
  * Blocks written on this device stay one file each (store.c), since they
  * are fsynced one by one and may exist nowhere else.
  *
- * A pack is a run of records: a 56-byte header (magic "PCp1", state, data
- * length, reserved zero, XXH3-64 of the data seeded with the id, the
- * 32-byte id) and the data.  Packs are written once, front to back, and
- * never fsynced (a copy lost in a crash is fetched again); a record is
- * killed by setting its state to dead and punching a hole in its data, and
- * a pack whose records are all dead is deleted.  Only the pack being
- * written grows; the store opens a new one at each start.
+ * A pack is a run of records, each starting on a 4 KiB page: a 56-byte
+ * header (magic "PCp1", state, data length, the second it was written,
+ * XXH3-64 of the data seeded with the id, the 32-byte id), the data, and
+ * padding to the next page.  Packs are written once, front to back, and
+ * never fsynced (a copy lost in a crash is fetched again).  A record is
+ * killed by punching it out whole (or, where holes cannot be made, by
+ * setting its state to dead), and a pack whose records are all dead is
+ * deleted.  Only the pack being written grows; the store opens a new one
+ * at each start.  The scan at open steps record by record and, past a page
+ * with no header (a hole, a write lost in a crash), page by page, believing
+ * a live record found that way only if its checksum holds.
  *
  * Reads check the header and the checksum: damage, a torn write or a hole
  * left by a kill reads as -EBADMSG, never as data.  Thread-safe. */
@@ -46,7 +50,7 @@ typedef int (*store_packs_scan_cb)(void *payload, const blockid_t *id, uint32_t 
 				   uint64_t off, uint64_t size, int64_t when);
 int store_packs_scan(struct store_packs *p, store_packs_scan_cb cb, void *payload);
 
-/* Bytes a record of a len-byte block takes in its pack. */
+/* Bytes a record of a len-byte block takes in its pack (whole pages). */
 uint64_t store_pack_record_size(size_t len);
 
 /* Appends a record; *pack and *off say where it went. */

@@ -262,11 +262,13 @@ static size_t download_write(char *data, size_t size, size_t n, void *user)
 		 * length (a 1 MiB window of a pack) gets its buffer at once
 		 * instead of seven reallocs. */
 		curl_off_t known = -1;
+		size_t cap = d->cap ? d->cap : 16384;
+		/* Believed up to 16 MiB: a server's word is not worth more
+		 * memory before the bytes arrive. */
 		if (!d->cap && curl_easy_getinfo(d->c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &known) ==
 				       CURLE_OK &&
-		    known > 0 && (uint64_t)known < HTTP_MAX_BODY)
-			d->cap = (size_t)known + 1;
-		size_t cap = d->cap ? d->cap : 16384;
+		    known > 0 && known < (16 << 20))
+			cap = (size_t)known + 1;
 		while (cap < d->len + add + 1)
 			cap *= 2;
 		uint8_t *p = realloc(d->p, cap);

@@ -791,9 +791,11 @@ int sync_upload(struct cloud *c, const git_oid *head, struct sync_report *rep)
 	return rc;
 }
 
-/* Once per run: a cloud that now holds another volume, or a volume that
- * needs a newer build, must not receive uploads.  Any other failure
- * (offline) is left to the head listing that follows, which reports it. */
+/* Once per daemon (per struct cloud) after it succeeds, so a volume record
+ * changed while a daemon runs is seen at its next start: a cloud that now
+ * holds another volume, or a volume that needs a newer build, must not
+ * receive uploads.  Any other failure (offline, no record) is left to the
+ * head listing that follows, and the check runs again next time. */
 static int volume_usable(struct cloud *c)
 {
 	if (__atomic_load_n(&c->volume_ok, __ATOMIC_RELAXED))
