@@ -619,6 +619,8 @@ static int batch_flush(struct object_batch *b)
 	return rc;
 }
 
+/* 0 when queued (sent by the next flush), 1 when the cloud holds the
+ * object already, or a negative errno. */
 static int batch_add(struct object_batch *b, const git_oid *oid, const git_oid *base)
 {
 	if (b->n == b->cap) {
@@ -632,7 +634,7 @@ static int batch_add(struct object_batch *b, const git_oid *oid, const git_oid *
 	struct object_item *it = &b->o[b->n];
 	int rc = cloud_object_body(b->c, oid, base, &it->data, &it->len);
 	if (rc == 1)
-		return 0; /* in the cloud already */
+		return 1; /* in the cloud already: nothing to send or count */
 	if (rc)
 		return rc;
 	it->id = *oid;
@@ -703,9 +705,10 @@ static int upload_tree(struct object_batch *b, const git_oid *tree, const git_oi
 			rc = upload_tree(b, id, same_path(bt, e, known), known, rep);
 		else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB && !oidset_has(known, id)) {
 			rc = batch_add(b, id, same_path(bt, e, known));
-			if (!rc) {
+			if (rc >= 0) {
 				oidset_add(known, id);
-				rep->objects_up++;
+				rep->objects_up += rc == 0;
+				rc = 0;
 			}
 		}
 	}
@@ -713,9 +716,10 @@ static int upload_tree(struct object_batch *b, const git_oid *tree, const git_oi
 	git_tree_free(bt);
 	if (!rc)
 		rc = batch_add(b, tree, NULL);
-	if (!rc) {
+	if (rc >= 0) {
 		oidset_add(known, tree);
-		rep->objects_up++;
+		rep->objects_up += rc == 0;
+		rc = 0;
 	}
 	return rc;
 }
@@ -762,9 +766,10 @@ static int upload_objects(struct cloud *c, const git_oid *head, struct sync_repo
 		rc = upload_tree(&b, git_commit_tree_id(cm), has_base ? &base_tree : NULL, &known, rep);
 		if (!rc)
 			rc = batch_add(&b, &oid, NULL);
-		if (!rc) {
+		if (rc >= 0) {
 			oidset_add(&known, &oid);
-			rep->objects_up++;
+			rep->objects_up += rc == 0;
+			rc = 0;
 		}
 		git_commit_free(cm);
 	}
