@@ -245,6 +245,22 @@ def read_file(path):
         return f.read()
 
 
+def read_until_error(path, expected, piece=128 * 1024):
+    """Reads path piece by piece, as a program does, checking every piece
+    against `expected`; the read must end in an error before the end.
+    Returns (bytes read before it, the OSError)."""
+    got = 0
+    try:
+        with open(path, "rb", buffering=0) as f:
+            while True:
+                data = f.read(piece)
+                assert data, "read all of %s without an error" % path
+                assert data == expected[got:got + len(data)], "wrong bytes at %d" % got
+                got += len(data)
+    except OSError as e:
+        return got, e
+
+
 def assert_same(path, expected):
     """path holds exactly the bytes `expected` (short message on mismatch)."""
     got = read_file(path)

@@ -9,10 +9,9 @@ import stat
 import time
 from pathlib import Path
 
-import pytest
 
 from helpers import MiB, Volume, assert_same, check, is_mounted, lazy_unmount, raises_errno, \
-    read_file, write_file
+    read_file, read_until_error, write_file
 
 
 def fsync_write(path, data):
@@ -215,15 +214,8 @@ def test_corrupted_block_gives_eio_and_other_files_still_read(mounts, peercling,
     # Read as a program does, piece by piece (readahead reads the blocks
     # ahead in parallel, the damaged one among them): every piece before the
     # damage is right, then EIO.
-    got = 0
-    with open(mountpoint / "victim", "rb", buffering=0) as f:
-        with pytest.raises(OSError) as e:
-            while True:
-                piece = f.read(128 * 1024)
-                assert piece, "read the whole damaged file without an error"
-                assert piece == victim[got:got + len(piece)], "wrong bytes at %d" % got
-                got += len(piece)
-    assert e.value.errno == errno.EIO
+    got, err = read_until_error(mountpoint / "victim", victim)
+    assert err.errno == errno.EIO
     assert 0 < got < len(victim)
     raises_errno(errno.EIO, read_file, mountpoint / "victim")
     assert_same(mountpoint / "bystander", bystander)

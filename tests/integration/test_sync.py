@@ -1,6 +1,7 @@
 """Several devices on one cloud (a local directory here, as `init` makes by
 default): edits travel through `peercling sync`, edits made apart both
 survive, the cloud holds only ciphertext, a wrong key is refused."""
+import errno
 import os
 import random
 import re
@@ -10,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import helpers
 from conftest import Mounts, Peercling
-from helpers import MiB, Volume, assert_same, check, read_file, run, write_file
+from helpers import MiB, Volume, assert_same, check, read_file, read_until_error, run, write_file
 
 
 class Device:
@@ -594,54 +594,87 @@ def test_pinned_files_read_offline_and_unpinned_uncached_ones_fail_fast(tmp_path
 from faultproxy import FaultProxy  # noqa: E402
 
 
+@pytest.fixture
+def faulty(tmp_path, webdav):
+    """A fault proxy in front of the WebDAV server, and devices a and b,
+    each with the server's login in its ~/.netrc; all undone at the end."""
+    proxy = FaultProxy(webdav.port).start()
+    made = []
+    for name in ("a", "b"):
+        d = Device(tmp_path / name, name)
+        netrc = Path(d.pc.env["HOME"]) / ".netrc"
+        netrc.write_text("machine 127.0.0.1 login %s password %s\n"
+                         % (webdav.user, webdav.password))
+        netrc.chmod(0o600)
+        made.append(d)
+    yield proxy, made[0], made[1]
+    for d in made:
+        d.mounts.cleanup()
+    proxy.close()
+
+
 @pytest.mark.parametrize("mode", ["refuse", "http500", "truncate", "stall"])
-def test_faults_during_sync_lose_nothing_and_recover(tmp_path, webdav, mode):
+def test_faults_during_sync_lose_nothing_and_recover(faulty, webdav, mode):
     """Device a talks to WebDAV through a fault proxy, device b directly.
     While the proxy misbehaves, a's syncs fail (with a message), its data
     stays readable and nothing corrupt is taken in; once the proxy passes
     again, a catches up and b sees every edit."""
-    proxy = FaultProxy(webdav.port).start()
-    try:
-        path = "vol-fault-" + mode
-        a = Device(tmp_path / "a", "a")
-        b = Device(tmp_path / "b", "b")
-        for d in (a, b):
-            netrc = Path(d.pc.env["HOME"]) / ".netrc"
-            netrc.write_text("machine 127.0.0.1 login %s password %s\n"
-                             % (webdav.user, webdav.password))
-            netrc.chmod(0o600)
-        check(a.pc("init", "vol", "--cloud", webdav.url(path, port=proxy.port)))
-        # Faults are noticed fast: short timeouts, few retries.
-        cfg = a.pc.home / "vol" / "config"
-        cfg.write_text(cfg.read_text() + "[cloud]\n\ttimeout = 3000\n\tretries = 1\n")
-        key = check(a.pc("key", "vol")).stdout.strip()
-        check(b.pc("clone", webdav.url(path), "vol", "--key", key))
-        a.mount()
-        b.mount()
-        first = os.urandom(600 * 1024)
-        write_file(a.mp / "first.bin", first)
-        a.sync()
-        proxy.mode = mode
-        second = os.urandom(900 * 1024)
-        write_file(a.mp / "second.bin", second)
-        p = a.pc("sync", a.mp, timeout=90)
-        assert p.returncode == 1, p.stdout
-        assert p.stderr.strip()
-        assert read_file(a.mp / "first.bin") == first
-        assert read_file(a.mp / "second.bin") == second
-        assert a.vol.status()["sync"]["last_error"]
-        proxy.mode = "pass"
-        a.sync()
-        b.sync()
-        assert read_file(b.mp / "first.bin") == first
-        assert read_file(b.mp / "second.bin") == second
-        assert a.vol.daemon_pid()   # never crashed
-    finally:
-        for d in ("a", "b"):
-            dev = locals().get(d)
-            if dev:
-                dev.mounts.cleanup()
-        proxy.close()
+    proxy, a, b = faulty
+    path = "vol-fault-" + mode
+    check(a.pc("init", "vol", "--cloud", webdav.url(path, port=proxy.port)))
+    # Faults are noticed fast: short timeouts, few retries.
+    cfg = a.pc.home / "vol" / "config"
+    cfg.write_text(cfg.read_text() + "[cloud]\n\ttimeout = 3000\n\tretries = 1\n")
+    key = check(a.pc("key", "vol")).stdout.strip()
+    check(b.pc("clone", webdav.url(path), "vol", "--key", key))
+    a.mount()
+    b.mount()
+    first = os.urandom(600 * 1024)
+    write_file(a.mp / "first.bin", first)
+    a.sync()
+    proxy.mode = mode
+    second = os.urandom(900 * 1024)
+    write_file(a.mp / "second.bin", second)
+    p = a.pc("sync", a.mp, timeout=90)
+    assert p.returncode == 1, p.stdout
+    assert p.stderr.strip()
+    assert read_file(a.mp / "first.bin") == first
+    assert read_file(a.mp / "second.bin") == second
+    assert a.vol.status()["sync"]["last_error"]
+    proxy.mode = "pass"
+    a.sync()
+    b.sync()
+    assert read_file(b.mp / "first.bin") == first
+    assert read_file(b.mp / "second.bin") == second
+    assert a.vol.daemon_pid()   # never crashed
+
+
+@pytest.mark.parametrize("mode", ["refuse", "http500", "truncate", "stall"])
+def test_faults_during_a_cold_read_give_eio_never_wrong_bytes(faulty, webdav, mode):
+    """Device b reads a file it has never read, through a fault proxy: every
+    piece it gets is right, the read fails with EIO in bounded time instead
+    of hanging or taking in a damaged window, and once the proxy passes
+    again the same read returns the whole file."""
+    proxy, a, b = faulty
+    path = "vol-readfault-" + mode
+    check(a.pc("init", "vol", "--cloud", webdav.url(path)))
+    key = check(a.pc("key", "vol")).stdout.strip()
+    a.mount()
+    data = os.urandom(8 * MiB)
+    write_file(a.mp / "big.bin", data)
+    a.sync()
+    check(b.pc("clone", webdav.url(path, port=proxy.port), "vol", "--key", key))
+    cfg = b.pc.home / "vol" / "config"
+    cfg.write_text(cfg.read_text() + "[cloud]\n\ttimeout = 3000\n\tretries = 1\n")
+    b.mount()
+    proxy.mode = mode
+    start = time.monotonic()
+    _, err = read_until_error(b.mp / "big.bin", data, 256 * 1024)
+    assert err.errno == errno.EIO
+    assert time.monotonic() - start < 60
+    proxy.mode = "pass"
+    assert_same(b.mp / "big.bin", data)
+    assert b.vol.daemon_pid()   # never crashed
 
 
 def test_a_merge_replaces_a_file_that_is_being_read(devices):
