@@ -26,7 +26,7 @@
 #include "core/le.h"
 
 #define LOG_MODULE "store"
-#define MAGIC "PCp1"
+#define MAGIC "PCp2" /* "PCp1": records not on page boundaries, never released */
 #define STATE_LIVE 0
 #define STATE_DEAD 1
 #define NAME_SIZE 9 /* 8 hex digits and NUL */
@@ -153,7 +153,7 @@ static void mark_dead(int fd, uint64_t off)
 }
 
 /* A live record met after damage or a hole is believed only if its data
- * matches its checksum: "PCp1" at a page start inside other data is not a
+ * matches its checksum: "PCp2" at a page start inside other data is not a
  * record. */
 static int record_intact(int fd, const uint8_t h[STORE_PACK_HEADER], uint64_t off)
 {
@@ -170,6 +170,8 @@ static int record_intact(int fd, const uint8_t h[STORE_PACK_HEADER], uint64_t of
 /* Steps record by record; past a page that holds no header (a record
  * punched out, a write lost in a crash or a full disk, damage) it looks at
  * each next page, so records after a gap are found too. */
+static void punch_or_mark(int fd, uint64_t off, uint64_t size);
+
 static int scan_pack(struct store_packs *p, uint32_t n, store_packs_scan_cb cb, void *payload)
 {
 	char name[NAME_SIZE];
@@ -187,15 +189,28 @@ static int scan_pack(struct store_packs *p, uint32_t n, store_packs_scan_cb cb, 
 	while (off + STORE_PACK_HEADER <= size) {
 		uint8_t h[STORE_PACK_HEADER];
 		uint32_t len = 0;
+		/* Past damage, only a live record whose checksum holds is
+		 * believed (a dead one's length cannot be checked: step by a
+		 * page instead). */
 		int good = read_full(fd, h, sizeof(h), off) == 0 && memcmp(h, MAGIC, 4) == 0 &&
 			   (len = le_get32(h + 8)) <= STORE_PACK_MAX &&
 			   off + STORE_PACK_HEADER + len <= size &&
-			   (le_get32(h + 4) == STATE_DEAD ||
+			   ((le_get32(h + 4) == STATE_DEAD && !resync) ||
 			    (le_get32(h + 4) == STATE_LIVE && (!resync || record_intact(fd, h, off))));
 		if (!good) {
-			resync = 1;
-			skipped += PAGE;
-			off += PAGE;
+			/* A hole ends where a record begins (kills punch whole
+			 * records; a lost write leaves a hole up to the next
+			 * one written): jump to it and trust it.  Anything else
+			 * (zeros written, damage) is stepped over page by page. */
+			off_t data = lseek(fd, (off_t)(off + PAGE), SEEK_DATA);
+			if (data < 0 && errno == ENXIO)
+				break; /* holes to the end */
+			uint64_t next = data > 0 ? ((uint64_t)data + PAGE - 1) / PAGE * PAGE : 0;
+			resync = !(next > off + PAGE);
+			if (resync)
+				next = off + PAGE;
+			skipped += next - off;
+			off = next;
 			continue;
 		}
 		resync = 0;
@@ -210,7 +225,7 @@ static int scan_pack(struct store_packs *p, uint32_t n, store_packs_scan_cb cb, 
 			if (rc == 1)
 				p->live[n]++;
 			else
-				mark_dead(fd, off);
+				punch_or_mark(fd, off, store_pack_record_size(len));
 			rc = 0;
 		}
 		off += store_pack_record_size(len);
@@ -294,8 +309,11 @@ int store_packs_scan(struct store_packs *p, store_packs_scan_cb cb, void *payloa
 		return error_set(-ENOMEM, "out of memory scanning %s", p->dir);
 	}
 	for (size_t i = 0; i < cnt && !rc; i++) {
+		/* Held while scanned: a kill of an older record of the same
+		 * block in this very pack (cb) must not delete it. */
+		p->live[v[i]]++;
 		rc = scan_pack(p, v[i], cb, payload);
-		if (!rc && p->live[v[i]] == 0)
+		if (--p->live[v[i]] == 0 && !rc)
 			delete_pack(p, v[i]);
 	}
 	if (cnt)
@@ -333,11 +351,23 @@ static int start_pack(struct store_packs *p)
  * scan steps over it anyway). */
 static void give_back(struct store_packs *p, uint32_t pack, uint64_t off, uint64_t rec)
 {
+	char name[NAME_SIZE];
+	pack_name(pack, name);
+	/* Cleared while the place is still ours: a writer given it next must
+	 * not have its record punched out after the fact. */
+	int fd = openat(p->dirfd, name, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		punch_or_mark(fd, off, rec);
+		close(fd);
+	}
 	pthread_mutex_lock(&p->lock);
+	p->live[pack]--;
+	int empty = p->live[pack] == 0 && !(p->active_set && p->active == pack);
 	if (p->active_set && p->active == pack)
 		p->end = p->end == off + rec ? off : STORE_PACK_MAX;
 	pthread_mutex_unlock(&p->lock);
-	store_packs_kill(p, pack, off, rec);
+	if (empty)
+		delete_pack(p, pack);
 }
 
 static int reserve(struct store_packs *p, uint64_t rec, uint32_t *pack, uint64_t *off)

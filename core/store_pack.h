@@ -9,7 +9,7 @@
  * are fsynced one by one and may exist nowhere else.
  *
  * A pack is a run of records, each starting on a 4 KiB page: a 56-byte
- * header (magic "PCp1", state, data length, the second it was written,
+ * header (magic "PCp2", state, data length, the second it was written,
  * XXH3-64 of the data seeded with the id, the 32-byte id), the data, and
  * padding to the next page.  Packs are written once, front to back, and
  * never fsynced (a copy lost in a crash is fetched again).  A record is
@@ -42,10 +42,13 @@ int store_packs_new(struct store_packs **out, int dirfd, const char *dir);
 void store_packs_free(struct store_packs *p);
 
 /* Calls cb for every live record of every pack, oldest pack first; when is
- * the pack's mtime in ns (plus the offset, so records keep their order).
- * cb returns 1 when it keeps the record, 0 when the id is already stored
- * elsewhere (the record is killed), or a negative errno to stop.  Packs
- * left with no live record are deleted; a torn tail ends a pack's scan. */
+ * the record's write time in ns (plus its page number, so records of one
+ * second keep their order); size is the bytes it takes, padding included.
+ * cb returns 1 when it keeps the record, 0 when the id is stored elsewhere
+ * (the record is killed), or a negative errno to stop; cb may kill records
+ * of packs already scanned or of the one being scanned.  Packs left with no
+ * live record are deleted.  Gaps (holes, lost writes, damage) are stepped
+ * over, as the header comment says. */
 typedef int (*store_packs_scan_cb)(void *payload, const blockid_t *id, uint32_t pack,
 				   uint64_t off, uint64_t size, int64_t when);
 int store_packs_scan(struct store_packs *p, store_packs_scan_cb cb, void *payload);

@@ -1424,6 +1424,61 @@ static void of_two_records_of_one_block_the_newer_is_kept(void)
 	free(dir);
 }
 
+static void a_block_twice_in_one_pack_keeps_the_pack(void)
+{
+	char *dir = tap_tmpdir(), pack[4300];
+	struct store *s = open_at(dir, 0);
+	blockid_t a = put_cached_n(s, 1, 6000);
+	store_free(s);
+	CHECK_EQ(packs_in(dir, pack, sizeof(pack)), 1);
+	/* a's record again right after it (a kill of the first that never
+	 * reached the disk, then a fetch again): killing the older record,
+	 * the only one of the pack counted so far, must not delete the pack
+	 * being scanned. */
+	uint8_t *rec = malloc(H + 6000);
+	int fd = open(pack, O_RDWR);
+	CHECK(fd >= 0 && pread(fd, rec, H + 6000, 0) == (ssize_t)(H + 6000));
+	CHECK(pwrite(fd, rec, H + 6000, REC(6000)) == (ssize_t)(H + 6000));
+	close(fd);
+	free(rec);
+	s = open_at(dir, 0);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.blocks, 1);
+	CHECK_EQ(st.bytes, REC(6000));
+	CHECK(exists(pack));
+	CHECK(get_ok(s, &a, 1, 6000));
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
+static void records_after_a_hole_are_found(void)
+{
+	char *dir = tap_tmpdir(), pack[4300];
+	struct store *s = open_at(dir, 0);
+	blockid_t id[6];
+	for (unsigned i = 0; i < 6; i++)
+		id[i] = put_cached_n(s, i, 10000);
+	store_free(s);
+	CHECK_EQ(packs_in(dir, pack, sizeof(pack)), 1);
+	/* Records 1 to 3 never reached the disk (a crash): a hole. */
+	int fd = open(pack, O_RDWR);
+	CHECK(fd >= 0);
+	CHECK_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)REC(10000),
+			   (off_t)(3 * REC(10000))), 0);
+	close(fd);
+	s = open_at(dir, 0);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	CHECK_EQ(st.blocks, 3);
+	CHECK(get_ok(s, &id[0], 0, 10000) && get_ok(s, &id[4], 4, 10000) &&
+	      get_ok(s, &id[5], 5, 10000));
+	store_free(s);
+	tap_rmrf(dir);
+	free(dir);
+}
+
 static void stray_names_in_the_packs_directory_are_ignored(void)
 {
 	char *dir = tap_tmpdir(), path[4300];
@@ -1610,6 +1665,8 @@ int main(void)
 	TEST(a_killed_record_gives_its_space_back_and_a_gap_hides_nothing_after_it);
 	TEST(of_two_records_of_one_block_the_newer_is_kept);
 	TEST(stray_names_in_the_packs_directory_are_ignored);
+	TEST(a_block_twice_in_one_pack_keeps_the_pack);
+	TEST(records_after_a_hole_are_found);
 	if (getenv("STORE_BIG")) {
 		TEST(opening_100000_blocks_is_timed);
 		TEST(reading_16000_blocks_of_64_kib_is_timed);
