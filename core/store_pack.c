@@ -388,29 +388,27 @@ static int reserve(struct store_packs *p, uint64_t rec, uint32_t *pack, uint64_t
 	return rc;
 }
 
-/* Reads or writes a header and its data at off in one call when the kernel
- * takes it whole (it nearly always does), piece by piece otherwise.  A read
- * that meets the end of the file is a record cut off: -EBADMSG. */
-static int io_full(int fd, int writing, uint8_t h[STORE_PACK_HEADER], void *data, size_t len,
-		   uint64_t off)
+/* Writes a header and its data at off in one call when the kernel takes it
+ * whole (it nearly always does), piece by piece otherwise. */
+static int write_record(int fd, const uint8_t h[STORE_PACK_HEADER], const void *data, size_t len,
+			uint64_t off)
 {
 	uint64_t total = STORE_PACK_HEADER + (uint64_t)len, done = 0;
 	while (done < total) {
 		struct iovec iov[2];
 		int cnt = 0;
 		if (done < STORE_PACK_HEADER)
-			iov[cnt++] = (struct iovec){ h + done, STORE_PACK_HEADER - done };
+			iov[cnt++] = (struct iovec){ (void *)(h + done), STORE_PACK_HEADER - done };
 		size_t dd = done > STORE_PACK_HEADER ? (size_t)(done - STORE_PACK_HEADER) : 0;
 		if (len > dd)
 			iov[cnt++] = (struct iovec){ (uint8_t *)data + dd, len - dd };
-		ssize_t n = writing ? pwritev(fd, iov, cnt, (off_t)(off + done))
-				  : preadv(fd, iov, cnt, (off_t)(off + done));
+		ssize_t n = pwritev(fd, iov, cnt, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
-			return writing ? -EIO : -EBADMSG;
+			return -EIO;
 		done += (uint64_t)n;
 	}
 	return 0;
@@ -433,7 +431,7 @@ int store_packs_write(struct store_packs *p, const blockid_t *id, const void *da
 	if (fd < 0) {
 		rc = -errno;
 	} else {
-		rc = io_full(fd, 1, h, (void *)data, len, *off);
+		rc = write_record(fd, h, data, len, *off);
 		close(fd);
 	}
 	if (rc) {
