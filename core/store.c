@@ -35,7 +35,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -557,17 +556,12 @@ static int mark_dirty(struct store *s, struct entry *e, uint64_t *seq)
 
 #define TRAILER_MAGIC "PCb1"
 
-static uint64_t block_sum(const blockid_t *id, const void *data, size_t len)
-{
-	return XXH3_64bits_withSeed(data, len, le_get64(id->b));
-}
-
 static void trailer_encode(uint8_t t[STORE_TRAILER_SIZE], const blockid_t *id, const void *data,
 			   size_t len)
 {
 	memcpy(t, TRAILER_MAGIC, 4);
 	le_put32(t + 4, 0);
-	le_put64(t + 8, block_sum(id, data, len));
+	le_put64(t + 8, store_block_sum(id, data, len));
 }
 
 /* The length of the block in a file of len bytes read from id's name, or
@@ -585,7 +579,7 @@ static ssize_t block_verify(struct store *s, const blockid_t *id, const uint8_t 
 		const uint8_t *t = buf + len - STORE_TRAILER_SIZE;
 		size_t n = len - STORE_TRAILER_SIZE;
 		if (memcmp(t, TRAILER_MAGIC, 4) == 0 && le_get32(t + 4) == 0 &&
-		    le_get64(t + 8) == block_sum(id, buf, n))
+		    le_get64(t + 8) == store_block_sum(id, buf, n))
 			return (ssize_t)n;
 	}
 	blockid_compute(&got, s->key, buf, len);
@@ -1448,6 +1442,9 @@ int store_get(struct store *s, const blockid_t *id, uint8_t **out, size_t *out_l
 		forget_vanished(s, id, gen, rel);
 		return not_found(s, id);
 	}
+	if (rc && rc != -EBADMSG && packed)
+		return error_set(rc, "cannot read block %s from %s/packs/%08x: %s", rel + 3, s->dir,
+				 pack, errstr(rc, eb, sizeof(eb)));
 	if (rc && rc != -EBADMSG)
 		return error_set(rc, "cannot read block %s/%s: %s", s->dir, rel,
 				 errstr(rc, eb, sizeof(eb)));

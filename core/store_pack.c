@@ -53,9 +53,14 @@ static void pack_name(uint32_t n, char name[NAME_SIZE])
 }
 
 /* Seeded with the id, so a record whose id field was damaged fails too. */
-static uint64_t data_sum(const blockid_t *id, const void *data, size_t len)
+uint64_t store_block_sum(const blockid_t *id, const void *data, size_t len)
 {
 	return XXH3_64bits_withSeed(data, len, le_get64(id->b));
+}
+
+static uint64_t page_up(uint64_t n)
+{
+	return (n + PAGE - 1) / PAGE * PAGE;
 }
 
 static void header_encode(uint8_t h[STORE_PACK_HEADER], const blockid_t *id, const void *data,
@@ -65,7 +70,7 @@ static void header_encode(uint8_t h[STORE_PACK_HEADER], const blockid_t *id, con
 	le_put32(h + 4, STATE_LIVE);
 	le_put32(h + 8, (uint32_t)len);
 	le_put32(h + 12, (uint32_t)time(NULL));
-	le_put64(h + 16, data_sum(id, data, len));
+	le_put64(h + 16, store_block_sum(id, data, len));
 	memcpy(h + 24, id->b, BLOCKID_SIZE);
 }
 
@@ -73,7 +78,7 @@ static void header_encode(uint8_t h[STORE_PACK_HEADER], const blockid_t *id, con
  * whole, header included, and the scan steps over the hole page by page. */
 uint64_t store_pack_record_size(size_t len)
 {
-	return (STORE_PACK_HEADER + (uint64_t)len + PAGE - 1) / PAGE * PAGE;
+	return page_up(STORE_PACK_HEADER + (uint64_t)len);
 }
 
 int store_packs_new(struct store_packs **out, int dirfd, const char *dir)
@@ -152,6 +157,29 @@ static void mark_dead(int fd, uint64_t off)
 		log_debug("cannot mark a pack record dead: %s", strerror(errno));
 }
 
+/* Records are whole pages: the hole takes the header too, and the scan
+ * steps over the zeros.  Where holes cannot be made, the header says dead
+ * and the space comes back with the whole pack. */
+static void punch_or_mark(int fd, uint64_t off, uint64_t size)
+{
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)size) == 0)
+		return;
+	if (errno != EOPNOTSUPP)
+		log_debug("cannot punch a hole in a pack: %s", strerror(errno));
+	mark_dead(fd, off);
+}
+
+static void clear_record(struct store_packs *p, uint32_t pack, uint64_t off, uint64_t size)
+{
+	char name[NAME_SIZE];
+	pack_name(pack, name);
+	int fd = openat(p->dirfd, name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	punch_or_mark(fd, off, size);
+	close(fd);
+}
+
 /* A live record met after damage or a hole is believed only if its data
  * matches its checksum: "PCp2" at a page start inside other data is not a
  * record. */
@@ -162,7 +190,7 @@ static int record_intact(int fd, const uint8_t h[STORE_PACK_HEADER], uint64_t of
 	blockid_t id;
 	memcpy(id.b, h + 24, BLOCKID_SIZE);
 	int ok = buf && read_full(fd, buf, len, off + STORE_PACK_HEADER) == 0 &&
-		 le_get64(h + 16) == data_sum(&id, buf, len);
+		 le_get64(h + 16) == store_block_sum(&id, buf, len);
 	free(buf);
 	return ok;
 }
@@ -170,8 +198,6 @@ static int record_intact(int fd, const uint8_t h[STORE_PACK_HEADER], uint64_t of
 /* Steps record by record; past a page that holds no header (a record
  * punched out, a write lost in a crash or a full disk, damage) it looks at
  * each next page, so records after a gap are found too. */
-static void punch_or_mark(int fd, uint64_t off, uint64_t size);
-
 static int scan_pack(struct store_packs *p, uint32_t n, store_packs_scan_cb cb, void *payload)
 {
 	char name[NAME_SIZE];
@@ -205,7 +231,7 @@ static int scan_pack(struct store_packs *p, uint32_t n, store_packs_scan_cb cb, 
 			off_t data = lseek(fd, (off_t)(off + PAGE), SEEK_DATA);
 			if (data < 0 && errno == ENXIO)
 				break; /* holes to the end */
-			uint64_t next = data > 0 ? ((uint64_t)data + PAGE - 1) / PAGE * PAGE : 0;
+			uint64_t next = data > 0 ? page_up((uint64_t)data) : 0;
 			resync = !(next > off + PAGE);
 			if (resync)
 				next = off + PAGE;
@@ -346,25 +372,26 @@ static int start_pack(struct store_packs *p)
 	return 0;
 }
 
+/* Lock held: one record of pack fewer; 1 when that left the pack empty
+ * and it is not the one being written (the caller deletes it). */
+static int release(struct store_packs *p, uint32_t pack)
+{
+	return pack < p->nlive && p->live[pack] && --p->live[pack] == 0 &&
+	       !(p->active_set && p->active == pack);
+}
+
 /* A failed write: the place is reused when it was the last one taken;
  * otherwise the pack takes no more records, so the gap stays small (the
  * scan steps over it anyway). */
 static void give_back(struct store_packs *p, uint32_t pack, uint64_t off, uint64_t rec)
 {
-	char name[NAME_SIZE];
-	pack_name(pack, name);
 	/* Cleared while the place is still ours: a writer given it next must
 	 * not have its record punched out after the fact. */
-	int fd = openat(p->dirfd, name, O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		punch_or_mark(fd, off, rec);
-		close(fd);
-	}
+	clear_record(p, pack, off, rec);
 	pthread_mutex_lock(&p->lock);
-	p->live[pack]--;
-	int empty = p->live[pack] == 0 && !(p->active_set && p->active == pack);
 	if (p->active_set && p->active == pack)
 		p->end = p->end == off + rec ? off : STORE_PACK_MAX;
+	int empty = release(p, pack);
 	pthread_mutex_unlock(&p->lock);
 	if (empty)
 		delete_pack(p, pack);
@@ -477,45 +504,24 @@ int store_packs_read(struct store_packs *p, uint32_t pack, uint64_t off, uint64_
 	close(fd);
 	if (!rc && (memcmp(h, MAGIC, 4) != 0 || le_get32(h + 4) != STATE_LIVE ||
 		    memcmp(h + 24, id->b, BLOCKID_SIZE) != 0 ||
-		    le_get64(h + 16) != data_sum(id, buf, want)))
+		    le_get64(h + 16) != store_block_sum(id, buf, want)))
 		rc = -EBADMSG;
-	len = want;
 	if (rc) {
 		free(buf);
 		return rc;
 	}
 	*out = buf;
-	*out_len = len;
+	*out_len = want;
 	return 0;
-}
-
-/* Records are whole pages: the hole takes the header too, and the scan
- * steps over the zeros.  Where holes cannot be made, the header says dead
- * and the space comes back with the whole pack. */
-static void punch_or_mark(int fd, uint64_t off, uint64_t size)
-{
-	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)size) == 0)
-		return;
-	if (errno != EOPNOTSUPP)
-		log_debug("cannot punch a hole in a pack: %s", strerror(errno));
-	mark_dead(fd, off);
 }
 
 void store_packs_kill(struct store_packs *p, uint32_t pack, uint64_t off, uint64_t size)
 {
-	char name[NAME_SIZE];
 	pthread_mutex_lock(&p->lock);
-	int empty = pack < p->nlive && p->live[pack] && --p->live[pack] == 0 &&
-		    !(p->active_set && p->active == pack);
+	int empty = release(p, pack);
 	pthread_mutex_unlock(&p->lock);
-	if (empty) {
+	if (empty)
 		delete_pack(p, pack);
-		return;
-	}
-	pack_name(pack, name);
-	int fd = openat(p->dirfd, name, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	punch_or_mark(fd, off, size);
-	close(fd);
+	else
+		clear_record(p, pack, off, size);
 }

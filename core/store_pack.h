@@ -53,6 +53,10 @@ typedef int (*store_packs_scan_cb)(void *payload, const blockid_t *id, uint32_t 
 				   uint64_t off, uint64_t size, int64_t when);
 int store_packs_scan(struct store_packs *p, store_packs_scan_cb cb, void *payload);
 
+/* XXH3-64 of a block's bytes seeded with its id's first 8 bytes: the damage
+ * check of pack records and of block files' trailers (store.c). */
+uint64_t store_block_sum(const blockid_t *id, const void *data, size_t len);
+
 /* Bytes a record of a len-byte block takes in its pack (whole pages). */
 uint64_t store_pack_record_size(size_t len);
 

@@ -738,8 +738,9 @@ static void read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t
 				break;
 			extra--;
 		}
+		uint64_t from = start;
 		start += m->blocks[k].len;
-		if (start - m->blocks[k].len >= queued) {
+		if (from >= queued) {
 			ends[n] = start;
 			ids[n++] = m->blocks[k].id;
 		}

@@ -260,11 +260,11 @@ static size_t download_write(char *data, size_t size, size_t n, void *user)
 	if (d->len + add + 1 > d->cap) {
 		/* The first piece comes after the headers: a body of known
 		 * length (a 1 MiB window of a pack) gets its buffer at once
-		 * instead of seven reallocs. */
+		 * instead of seven reallocs.  The length is believed up to
+		 * 16 MiB: a server's word is not worth more memory before the
+		 * bytes arrive. */
 		curl_off_t known = -1;
 		size_t cap = d->cap ? d->cap : 16384;
-		/* Believed up to 16 MiB: a server's word is not worth more
-		 * memory before the bytes arrive. */
 		if (!d->cap && curl_easy_getinfo(d->c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &known) ==
 				       CURLE_OK &&
 		    known > 0 && known < (16 << 20))
