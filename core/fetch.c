@@ -184,9 +184,9 @@ static int get(struct fetch *f, const blockid_t *id, int flags, uint8_t **out, s
 	return rc;
 }
 
-int block_get(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len)
+int block_get(struct fetch *f, const blockid_t *id, int flags, uint8_t **out, size_t *out_len)
 {
-	return get(f, id, 0, out, out_len);
+	return get(f, id, flags & FETCH_ALONE, out, out_len);
 }
 
 int block_prefetch(struct fetch *f, const blockid_t *id, int flags, uint8_t **out,

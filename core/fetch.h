@@ -33,6 +33,10 @@ struct fetch_source {
 /* Nobody is about to read it (a whole file fetched in the background): the
  * blocks a source brings along go to the store only, not to the sink. */
 #define FETCH_BACKGROUND 4
+/* Bring nothing along, however it looks: the block before this one is
+ * here only because the same read just fetched it, which says nothing of
+ * what comes next. */
+#define FETCH_ALONE 8
 
 struct fetch;
 
@@ -55,9 +59,9 @@ void fetch_set_sink(struct fetch *f, fetch_sink_fn fn, void *ctx);
  * the store's error (the sink still gets the good data). */
 int block_deliver(struct fetch *f, const blockid_t *id, uint8_t *data, size_t len, int flags);
 
-/* *out malloc'd.  -EIO when no source has a good copy (error_last() says
- * which sources were tried and why they failed). */
-int block_get(struct fetch *f, const blockid_t *id, uint8_t **out, size_t *out_len);
+/* *out malloc'd; flags: 0 or FETCH_ALONE.  -EIO when no source has a good
+ * copy (error_last() says which sources were tried and why they failed). */
+int block_get(struct fetch *f, const blockid_t *id, int flags, uint8_t **out, size_t *out_len);
 /* The same for readahead: -EINPROGRESS at once when the block is already
  * being fetched (by another reader, or along with other blocks), so that
  * the caller goes on to blocks nobody has asked for yet. */

@@ -660,7 +660,7 @@ static int copy_block(struct fetch *f, const struct manifest_block *b, uint64_t 
 	}
 	uint8_t *data;
 	size_t dlen;
-	int rc = block_get(f, &b->id, &data, &dlen);
+	int rc = block_get(f, &b->id, 0, &data, &dlen);
 	if (rc < 0)
 		return rc;
 	if (dlen != b->len) {

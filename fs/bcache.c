@@ -100,8 +100,8 @@ static int try_copy(struct fs_bcache *c, const blockid_t *id, uint32_t off, void
 	return 1;
 }
 
-int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, uint32_t blen,
-		   uint32_t off, void *buf, size_t n)
+int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, int fetch_flags,
+		   uint32_t blen, uint32_t off, void *buf, size_t n)
 {
 	int short_block = 0;
 	pthread_mutex_lock(&c->lock);
@@ -113,7 +113,7 @@ int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, ui
 		return error_set(-EIO, "block shorter than its manifest says");
 	uint8_t *data = NULL;
 	size_t len = 0;
-	int rc = block_get(f, id, &data, &len);
+	int rc = block_get(f, id, fetch_flags, &data, &len);
 	if (rc)
 		return rc;
 	if (len != blen || (size_t)off + n > len) {

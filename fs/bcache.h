@@ -18,9 +18,10 @@ struct fs_bcache;
 int fs_bcache_new(struct fs_bcache **out, size_t slots, size_t max_bytes);
 void fs_bcache_free(struct fs_bcache *c);
 /* Copies n bytes at off within block id (of length blen) into buf, fetching
- * the block through the chain when it is not cached.  0 or -errno. */
-int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, uint32_t blen,
-		   uint32_t off, void *buf, size_t n);
+ * the block through the chain (block_get with fetch_flags) when it is not
+ * cached.  0 or -errno. */
+int fs_bcache_read(struct fs_bcache *c, struct fetch *f, const blockid_t *id, int fetch_flags,
+		   uint32_t blen, uint32_t off, void *buf, size_t n);
 
 /* 1 when id is held (a hint: it may be evicted the next moment). */
 int fs_bcache_has(struct fs_bcache *c, const blockid_t *id);

@@ -299,12 +299,12 @@ struct flush_ctx {
 };
 
 static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_t len,
-			uint64_t off);
+			uint64_t off, int scattered);
 
 static long flush_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
 	struct flush_ctx *fc = ctx;
-	return read_locked(fc->fs, fc->ino, buf, len, off);
+	return read_locked(fc->fs, fc->ino, buf, len, off, 0);
 }
 
 /* The new content replaces the old; xattrs belong to the file, not to its
@@ -610,10 +610,12 @@ int fs_journal_op(struct fs *fs, int op, uint32_t mode, struct fs_inode *a, cons
 /* ---- content ------------------------------------------------------------ */
 
 /* Reads [off, off+len) of the flushed content (manifest), len already
- * clipped to it. */
+ * clipped to it.  scattered: the read did not continue the one before, so
+ * its later blocks following its first says nothing of what comes next. */
 static int read_manifest(struct fs *fs, const struct manifest *m, uint8_t *buf, size_t len,
-			 uint64_t off)
+			 uint64_t off, int scattered)
 {
+	int flags = 0;
 	if (m->is_inline) {
 		memcpy(buf, m->inline_data + off, len);
 		return 0;
@@ -629,7 +631,8 @@ static int read_manifest(struct fs *fs, const struct manifest *m, uint8_t *buf, 
 		if (blockid_is_zero(&b->id)) {
 			memset(buf, 0, n);
 		} else {
-			int rc = fs_bcache_read(fs->bcache, fs->vol->fetch, &b->id, b->len, in, buf, n);
+			int rc = fs_bcache_read(fs->bcache, fs->vol->fetch, &b->id, flags, b->len,
+						in, buf, n);
 			if (rc)
 				return rc;
 		}
@@ -638,13 +641,14 @@ static int read_manifest(struct fs *fs, const struct manifest *m, uint8_t *buf, 
 		off += n;
 		bstart += b->len;
 		i++;
+		flags = scattered ? FETCH_ALONE : 0;
 	}
 	return len ? -EIO : 0;
 }
 
-/* The current content, with data_lock held. */
+/* The current content, with data_lock held (scattered: see read_manifest). */
 static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_t len,
-			uint64_t off)
+			uint64_t off, int scattered)
 {
 	if (off >= ino->size)
 		return 0;
@@ -671,7 +675,7 @@ static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_
 					return error_set(-EIO, "read past the flushed content");
 				if (n > ino->m->size - pos)
 					n = (size_t)(ino->m->size - pos);
-				rc = read_manifest(fs, ino->m, buf + done, n, pos);
+				rc = read_manifest(fs, ino->m, buf + done, n, pos, scattered);
 			}
 		}
 		if (rc)
@@ -709,14 +713,15 @@ static void fetch_whole(struct fs *fs, struct fs_inode *ino, const struct manife
  * one, the next READAHEAD_BLOCKS too, so a cold read waits about one round
  * trip per request instead of one per block.  A sequential reader's window
  * mostly overlaps the one queued for its previous read: ra_queued marks how
- * far that one went, so each block is queued once, not once per read. */
-static void read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t len)
+ * far that one went, so each block is queued once, not once per read.
+ * 1 when the read continues the last one. */
+static int read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t len)
 {
 	uint64_t prev = __atomic_exchange_n(&ino->ra_next, off + len, __ATOMIC_RELAXED);
 	const struct manifest *m = ino->m;
-	if (!m || m->is_inline || !fs->prefetch || off >= m->size)
-		return;
 	int seq = prev == off;
+	if (!m || m->is_inline || !fs->prefetch || off >= m->size)
+		return seq;
 	uint64_t start, end = off + len;
 	uint64_t queued = seq ? __atomic_load_n(&ino->ra_queued, __ATOMIC_RELAXED) : 0;
 	size_t i = manifest_find(m, off, &start);
@@ -746,20 +751,21 @@ static void read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t
 		}
 	}
 	if (!n)
-		return;
+		return seq;
 	size_t took = fs_prefetch_queue(fs->prefetch, ids, n,
 					FS_PREFETCH_MEMORY | (seq ? FETCH_SEQUENTIAL : 0));
 	/* What did not fit the queue is offered again with the next read. */
 	if (seq && took)
 		__atomic_store_n(&ino->ra_queued, ends[took - 1], __ATOMIC_RELAXED);
+	return seq;
 }
 
 long fs_read(struct fs *fs, struct fs_inode *ino, void *buf, size_t len, uint64_t off)
 {
 	pthread_rwlock_rdlock(&ino->data_lock);
-	if (off < ino->size)
-		read_ahead(fs, ino, off, len < ino->size - off ? len : (size_t)(ino->size - off));
-	long r = read_locked(fs, ino, buf, len, off);
+	int seq = off < ino->size &&
+		  read_ahead(fs, ino, off, len < ino->size - off ? len : (size_t)(ino->size - off));
+	long r = read_locked(fs, ino, buf, len, off, !seq);
 	pthread_rwlock_unlock(&ino->data_lock);
 	if (r < 0) {
 		char *path = NULL;

@@ -273,7 +273,7 @@ int fs_pin_reconcile(struct fs *fs, struct fs_pin_report *rep,
 		uint8_t *data = NULL;
 		size_t len = 0;
 		int had_it = store_has(s, &want.v[i]);
-		if (block_get(fs->vol->fetch, &want.v[i], &data, &len) == 0 &&
+		if (block_get(fs->vol->fetch, &want.v[i], 0, &data, &len) == 0 &&
 		    store_pin(s, &want.v[i]) == 0) {
 			ids_add(&now, &want.v[i], 0);
 			rep->fetched += !had_it;

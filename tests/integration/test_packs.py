@@ -1,10 +1,11 @@
 """Blocks in packs on a real WebDAV server (doc/cloud.md): a sync sends a
 file's blocks in a few pack PUTs; a fresh device reading the file from
 start to end takes one ranged GET per window of many blocks; scattered
-small reads fetch single blocks, never whole windows; a pack damaged on
-the server gives EIO for what it holds and never wrong data; a device
-finds packs another device wrote after it started; a daemon killed in the
-middle of a cold read leaves a cache the next mount reads right."""
+reads, small or spanning blocks, fetch single blocks, never whole windows;
+a pack damaged on the server gives EIO for what it holds and never wrong
+data; a device finds packs another device wrote after it started; a
+daemon killed in the middle of a cold read leaves a cache the next mount
+reads right."""
 import os
 import random
 import threading
@@ -31,6 +32,24 @@ def mib_chunks(path):
 
 def pack_gets(webdav, mark):
     return [r for r in webdav.requests_since(mark) if r[0] == "GET" and "/packs/" in r[3]]
+
+
+def scattered_reads(path, offsets, data, sizes):
+    """Reads data[off:off+size] at each offset, each size in turn, with the
+    kernel's readahead off (what is measured is ours); the pages of each
+    read but the last are dropped after it, so that the next read at the
+    same offset asks the daemon for all of its pages, not just the ones
+    after: that would continue the read before, and look sequential."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        for off in offsets:
+            for k, n in enumerate(sizes):
+                assert os.pread(fd, n, off) == data[off:off + n]
+                if k + 1 < len(sizes):
+                    os.posix_fadvise(fd, off, n, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def volume_on(tmp_path, webdav, path, devices, data):
@@ -91,20 +110,41 @@ def test_scattered_small_reads_fetch_single_blocks(tmp_path, webdav):
         offsets = [i * 2 * MiB + 12345 for i in range(16)]
         random.Random(7).shuffle(offsets)
         mark = webdav.requests_mark()
-        fd = os.open(c.mp / "big.bin", os.O_RDONLY)
-        try:
-            # No readahead from the kernel either: what is measured is ours.
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-            for off in offsets:
-                assert os.pread(fd, 4096, off) == data[off:off + 4096]
-        finally:
-            os.close(fd)
+        scattered_reads(c.mp / "big.bin", offsets, data, [4096])
         gets = pack_gets(webdav, mark)
         assert len(gets) >= 16, gets
         # Each read fetched its block (and at most a neighbour the kernel
         # asked for), never a window.
         assert max(r[2] for r in gets) <= 2 * MAX_SEALED, gets
         assert sum(r[2] for r in gets) <= 16 * 3 * MAX_SEALED, gets
+    finally:
+        finish(devices)
+
+
+def test_a_scattered_read_across_blocks_fetches_those_blocks_not_a_window(tmp_path, webdav):
+    """A read that jumps somewhere and spans two blocks must not pass for a
+    sequential reader: that its second block follows a block already here
+    (its first) says nothing of what comes next.  Each read here lands in a
+    block a 4 KiB read has just brought, so the reader reaches the next
+    block at once, usually before a prefetch thread does."""
+    devices = []
+    try:
+        data = os.urandom(32 * MiB)
+        a, key = volume_on(tmp_path, webdav, "vol-span", devices, data)
+        c = clone(tmp_path, webdav, "c", "vol-span", key, devices)
+        # Page-aligned reads of 128 KiB: the kernel sends each as one FUSE
+        # request (a longer one comes as several, the later ones rightly
+        # looking sequential).
+        offsets = [i * MiB + 13 * 4096 for i in range(1, 31, 2)]
+        random.Random(11).shuffle(offsets)
+        mark = webdav.requests_mark()
+        # 128 KiB is more than most blocks: into the next.
+        scattered_reads(c.mp / "big.bin", offsets, data, [4096, 128 * 1024])
+        gets = pack_gets(webdav, mark)
+        assert len(gets) > len(offsets), gets   # some reads spanned blocks
+        # Single blocks only: a window is up to 1 MiB.
+        assert max(r[2] for r in gets) <= 2 * MAX_SEALED, gets
+        assert sum(r[2] for r in gets) <= len(offsets) * 5 * MAX_SEALED, gets
     finally:
         finish(devices)
 

@@ -52,7 +52,7 @@ static void teardown(struct rig *r)
 static int cached(struct rig *r, const blockid_t *id, uint8_t fill, uint32_t len)
 {
 	uint8_t b[4] = { 0 };
-	if (fs_bcache_read(r->c, r->f, id, len, len - 4, b, 4) != 0)
+	if (fs_bcache_read(r->c, r->f, id, 0, len, len - 4, b, 4) != 0)
 		return 0;
 	return b[0] == fill && b[3] == fill;
 }
@@ -111,15 +111,15 @@ static void a_miss_is_fetched_through_the_chain_and_kept(void)
 	free(b);
 	uint8_t out[10];
 	/* A manifest that says another length is an error, not a short read. */
-	CHECK_EQ(fs_bcache_read(r.c, r.f, &id, 4000, 0, out, 10), -EIO);
-	CHECK_EQ(fs_bcache_read(r.c, r.f, &id, 5000, 4990, out, 10), 0);
+	CHECK_EQ(fs_bcache_read(r.c, r.f, &id, 0, 4000, 0, out, 10), -EIO);
+	CHECK_EQ(fs_bcache_read(r.c, r.f, &id, 0, 5000, 4990, out, 10), 0);
 	CHECK(out[0] == 'q' && out[9] == 'q');
 	/* Kept: served from memory once the store has lost it. */
 	CHECK_EQ(store_remove(r.s, &id), 0);
 	CHECK(cached(&r, &id, 'q', 5000));
 	blockid_t other;
 	free(block('x', 10, &other));
-	CHECK(fs_bcache_read(r.c, r.f, &other, 10, 0, out, 10) < 0); /* nowhere */
+	CHECK(fs_bcache_read(r.c, r.f, &other, 0, 10, 0, out, 10) < 0); /* nowhere */
 	teardown(&r);
 }
 

@@ -64,7 +64,7 @@ static void a_local_block_needs_no_source(void)
 	CHECK_EQ(store_put_data(s, &id, good, sizeof(good), 0), 0);
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	CHECK_EQ(block_get(f, &id, &buf, &len), 0);
+	CHECK_EQ(block_get(f, &id, 0, &buf, &len), 0);
 	CHECK_EQ(src.calls, 0);
 	CHECK(len == sizeof(good) && memcmp(buf, good, len) == 0);
 	free(buf);
@@ -85,14 +85,14 @@ static void a_corrupt_source_is_skipped_for_the_next_one(void)
 	blockid_compute(&id, idkey, good, sizeof(good));
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	CHECK_EQ(block_get(f, &id, &buf, &len), 0);
+	CHECK_EQ(block_get(f, &id, 0, &buf, &len), 0);
 	CHECK(buf && len == sizeof(good) && memcmp(buf, good, len) == 0);
 	CHECK_EQ(bad.calls, 1);
 	CHECK_EQ(cloud.calls, 1);
 	free(buf);
 	/* Kept in the store: a second read asks nobody. */
 	CHECK_EQ(store_has(s, &id), 1);
-	CHECK_EQ(block_get(f, &id, &buf, &len), 0);
+	CHECK_EQ(block_get(f, &id, 0, &buf, &len), 0);
 	CHECK_EQ(cloud.calls, 1);
 	free(buf);
 	teardown(dir, s, f);
@@ -112,7 +112,7 @@ static void no_good_copy_anywhere_is_eio_with_reasons(void)
 	blockid_compute(&id, idkey, good, sizeof(good));
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	CHECK_EQ(block_get(f, &id, &buf, &len), -EIO);
+	CHECK_EQ(block_get(f, &id, 0, &buf, &len), -EIO);
 	CHECK(strstr(error_last(), "peer: sent corrupt data") != NULL);
 	CHECK(strstr(error_last(), "cloud:") != NULL);
 	CHECK_EQ(store_has(s, &id), 0);
@@ -163,7 +163,7 @@ static void *get_thread(void *arg)
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	usleep((useconds_t)g->delay_ms * 1000);
-	g->rc = block_get(g->f, g->id, &buf, &len);
+	g->rc = block_get(g->f, g->id, 0, &buf, &len);
 	free(buf);
 	return NULL;
 }
