@@ -35,12 +35,11 @@
 #define READAHEAD_MAX 256
 /* A file whose reads missed the store this often away from any sequential
  * run is being read all over (a database, an archive's index, fio's random
- * reads): from then on each read also queues the next WHOLE_STEP blocks of
- * the whole file, so later reads find them here instead of each waiting a
- * round trip.  Only for files that fit a quarter of the cache limit; a few
- * partial reads never get there. */
+ * reads): from then on the whole file is fetched in the background
+ * (fs_prefetch_whole), so later reads find it here instead of each waiting
+ * a round trip.  Only for files that fit a quarter of the cache limit; a
+ * few partial reads never get there. */
 #define WHOLE_AFTER 64
-#define WHOLE_STEP 64
 #define WHOLE_MAX_UNLIMITED (4ull << 30) /* with cache.limit 0 */
 /* Each fetches one window (up to 1 MiB) at a time, so this bounds what is
  * in flight: with a cloud 50 ms away, 6 threads read 77 MB/s, 16 read 196
@@ -689,23 +688,29 @@ static long read_locked(struct fs *fs, struct fs_inode *ino, uint8_t *buf, size_
 static void fetch_whole(struct fs *fs, struct fs_inode *ino, const struct manifest *m,
 			size_t first_block)
 {
-	uint32_t next = __atomic_load_n(&ino->whole_next, __ATOMIC_RELAXED);
-	if (!next) {
-		uint64_t limit = fs->vol->cache_limit;
-		if (m->size > (limit ? limit / 4 : WHOLE_MAX_UNLIMITED) ||
-		    store_has(fetch_store_borrow(fs->vol->fetch), &m->blocks[first_block].id) ||
-		    __atomic_add_fetch(&ino->scattered_misses, 1, __ATOMIC_RELAXED) < WHOLE_AFTER)
-			return;
-		next = 1;
-	}
-	if (next - 1 >= m->nblocks)
+	if (__atomic_load_n(&ino->whole_queued, __ATOMIC_RELAXED))
 		return;
-	blockid_t ids[WHOLE_STEP];
-	size_t n = 0;
-	for (size_t k = next - 1; k < m->nblocks && n < WHOLE_STEP; k++)
-		ids[n++] = m->blocks[k].id;
-	size_t took = fs_prefetch_queue(fs->prefetch, ids, n, FETCH_SEQUENTIAL | FETCH_BACKGROUND);
-	__atomic_store_n(&ino->whole_next, next + (uint32_t)took, __ATOMIC_RELAXED);
+	uint64_t limit = fs->vol->cache_limit;
+	if (m->size > (limit ? limit / 4 : WHOLE_MAX_UNLIMITED) ||
+	    store_has(fetch_store_borrow(fs->vol->fetch), &m->blocks[first_block].id) ||
+	    __atomic_add_fetch(&ino->scattered_misses, 1, __ATOMIC_RELAXED) < WHOLE_AFTER)
+		return;
+	uint32_t no = 0;
+	if (!__atomic_compare_exchange_n(&ino->whole_queued, &no, 1, 0, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return; /* another read got here first */
+	blockid_t *ids = malloc((m->nblocks ? m->nblocks : 1) * sizeof(*ids));
+	int rc = ids ? 0 : -ENOMEM;
+	for (size_t k = 0; ids && k < m->nblocks; k++)
+		ids[k] = m->blocks[k].id;
+	if (!rc)
+		rc = fs_prefetch_whole(fs->prefetch, ids, m->nblocks);
+	free(ids);
+	if (rc) {
+		/* Busy with other files: a later miss asks again. */
+		__atomic_store_n(&ino->whole_queued, 0, __ATOMIC_RELAXED);
+		log_debug("no background fetch of a file read all over yet: %s", strerror(-rc));
+	}
 }
 
 /* Fetches in parallel what this read needs beyond its first block (which

@@ -43,10 +43,10 @@ struct fs_inode {
 	uint64_t ra_next;
 	uint64_t ra_queued; /* readahead queued up to here (end of a block) */
 	/* A file read all over: reads that missed the store, and once there
-	 * were enough, the next block to fetch in the background (+1; 0: not
-	 * fetching).  Hints, read and written atomically. */
+	 * were enough, 1 when the whole file is queued for the background.
+	 * Hints, read and written atomically. */
 	uint32_t scattered_misses;
-	uint32_t whole_next;
+	uint32_t whole_queued;
 	/* Queued for or being cut ahead of the flush (fs/early.c); keeps the
 	 * inode alive.  fs->lock guards it. */
 	int early_busy;

@@ -1,5 +1,7 @@
 /* prefetch: a bounded ring of block ids and a few worker threads that call
- * block_get() and drop the bytes: the fetch chain keeps them in the store. */
+ * block_get() and drop the bytes: the fetch chain keeps them in the store.
+ * When the ring is empty, the workers go down the files to fetch whole
+ * (fs_prefetch_whole), so readers' readahead always comes first. */
 #include "config.h"
 #include "fs/prefetch.h"
 #include "core/fetch.h"
@@ -13,6 +15,14 @@
 
 #define QUEUE_MAX 256
 #define THREADS_MAX 16
+#define WHOLE_JOBS_MAX 8
+
+/* The blocks of one file to fetch whole, in file order. */
+struct whole_job {
+	blockid_t *ids;
+	size_t n, next;
+	struct whole_job *later;
+};
 
 struct fs_prefetch {
 	struct fetch *f;
@@ -25,6 +35,8 @@ struct fs_prefetch {
 	blockid_t busy[THREADS_MAX];
 	int busy_set[THREADS_MAX];
 	int stopping, nthreads;
+	struct whole_job *jobs, *last_job; /* first in, first out */
+	int njobs;
 	pthread_t t[THREADS_MAX];
 	struct worker_arg {
 		struct fs_prefetch *p;
@@ -49,20 +61,53 @@ static int queued_or_busy(struct fs_prefetch *p, const blockid_t *id, int flags)
 	return 0;
 }
 
+/* With p->lock held: the next block of the oldest whole-file job that is
+ * neither stored nor on its way (1), dropping the jobs that are done. */
+static int next_of_jobs(struct fs_prefetch *p, blockid_t *id)
+{
+	struct store *s = fetch_store_borrow(p->f);
+	while (p->jobs) {
+		struct whole_job *j = p->jobs;
+		while (j->next < j->n) {
+			const blockid_t *c = &j->ids[j->next++];
+			if (!blockid_is_zero(c) && !store_has(s, c) &&
+			    !queued_or_busy(p, c, 0)) {
+				*id = *c;
+				return 1;
+			}
+		}
+		p->jobs = j->later;
+		if (!p->jobs)
+			p->last_job = NULL;
+		p->njobs--;
+		free(j->ids);
+		free(j);
+	}
+	return 0;
+}
+
 static void *worker(void *arg)
 {
 	struct worker_arg *wa = arg;
 	struct fs_prefetch *p = wa->p;
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (!p->n && !p->stopping)
+		while (!p->n && !p->jobs && !p->stopping)
 			pthread_cond_wait(&p->more, &p->lock);
 		if (p->stopping)
 			break;
-		blockid_t id = p->q[p->head];
-		int flags = p->qflags[p->head];
-		p->head = (p->head + 1) % QUEUE_MAX;
-		p->n--;
+		blockid_t id;
+		/* What a whole-file job brings goes to the store only, and in
+		 * windows: the job goes down the file in order. */
+		int flags = FETCH_SEQUENTIAL | FETCH_BACKGROUND;
+		if (p->n) {
+			id = p->q[p->head];
+			flags = p->qflags[p->head];
+			p->head = (p->head + 1) % QUEUE_MAX;
+			p->n--;
+		} else if (!next_of_jobs(p, &id)) {
+			continue;
+		}
 		p->busy[wa->k] = id;
 		p->busy_set[wa->k] = 1;
 		pthread_mutex_unlock(&p->lock);
@@ -117,6 +162,12 @@ void fs_prefetch_free(struct fs_prefetch *p)
 	pthread_mutex_unlock(&p->lock);
 	for (int k = 0; k < p->nthreads; k++)
 		pthread_join(p->t[k], NULL);
+	while (p->jobs) {
+		struct whole_job *j = p->jobs;
+		p->jobs = j->later;
+		free(j->ids);
+		free(j);
+	}
 	pthread_cond_destroy(&p->more);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
@@ -142,4 +193,31 @@ size_t fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, 
 	}
 	pthread_mutex_unlock(&p->lock);
 	return i;
+}
+
+int fs_prefetch_whole(struct fs_prefetch *p, const blockid_t *ids, size_t n)
+{
+	struct whole_job *j = calloc(1, sizeof(*j));
+	if (!j || !(j->ids = malloc((n ? n : 1) * sizeof(*ids)))) {
+		free(j);
+		return -ENOMEM;
+	}
+	memcpy(j->ids, ids, n * sizeof(*ids));
+	j->n = n;
+	pthread_mutex_lock(&p->lock);
+	if (p->njobs >= WHOLE_JOBS_MAX) {
+		pthread_mutex_unlock(&p->lock);
+		free(j->ids);
+		free(j);
+		return -EBUSY;
+	}
+	if (p->last_job)
+		p->last_job->later = j;
+	else
+		p->jobs = j;
+	p->last_job = j;
+	p->njobs++;
+	pthread_cond_broadcast(&p->more);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
 }

@@ -28,4 +28,10 @@ void fs_prefetch_free(struct fs_prefetch *p);
  * how many of ids it went through. */
 size_t fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, int flags);
 
+/* Fetches ids (a file's blocks, in order; copied) into the store whenever
+ * the queue above is empty, in windows, skipping what is stored already.
+ * 0, -ENOMEM, or -EBUSY when WHOLE_JOBS_MAX files are waiting already (try
+ * again later). */
+int fs_prefetch_whole(struct fs_prefetch *p, const blockid_t *ids, size_t n);
+
 #endif

@@ -25,7 +25,7 @@ import pytest
 import helpers
 from helpers import BIN, check, is_mounted, lazy_unmount, run, wait_for, Volume
 
-TEST_DEADLINE = float(os.environ.get("PEERCLING_TEST_DEADLINE", "150"))
+TEST_DEADLINE = float(os.environ.get("PEERCLING_TEST_DEADLINE", 150 * helpers.TIME_SCALE))
 
 
 def fuse_unavailable():

@@ -23,6 +23,9 @@ HERE = Path(__file__).resolve().parent
 BIN = os.environ.get("PEERCLING_BIN") or str(HERE.parent.parent / "_build" / "dev" / "peercling")
 TIMEOUT = 30            # seconds, every subprocess call
 DAEMON_EXIT_WAIT = 10   # seconds the daemon may take to exit after an unmount
+# A slower build (ASan: 2-3x) waits that much longer before it calls a
+# command or a condition hung; every wait below is scaled by it.
+TIME_SCALE = float(os.environ.get("PEERCLING_TIME_SCALE", "1"))
 MiB = 1024 * 1024
 
 
@@ -32,6 +35,7 @@ def run(argv, *, env=None, cwd=None, timeout=TIMEOUT, input=None):
     A command that outlives `timeout` is killed and the test fails: a hung
     daemon must fail a test, never hang CI."""
     argv = [str(a) for a in argv]
+    timeout *= TIME_SCALE
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
             p = subprocess.run(argv, env=env, cwd=cwd, timeout=timeout, stdout=out, stderr=err,
@@ -114,8 +118,9 @@ def pid_alive(pid):
 
 
 def wait_for(pred, timeout, interval=0.05):
-    """Poll pred() until it is true or timeout passes; return its last value."""
-    deadline = time.monotonic() + timeout
+    """Poll pred() until it is true or timeout (scaled) passes; return its
+    last value."""
+    deadline = time.monotonic() + timeout * TIME_SCALE
     while True:
         v = pred()
         if v or time.monotonic() >= deadline:

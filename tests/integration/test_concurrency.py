@@ -6,7 +6,7 @@ import random
 import subprocess
 import sys
 
-from helpers import MiB, TIMEOUT, assert_same, write_file
+from helpers import MiB, TIME_SCALE, TIMEOUT, assert_same, write_file
 
 KiB = 1024
 PIECE = 64 * KiB
@@ -87,7 +87,7 @@ def finish(procs):
     failures = []
     for p in procs:
         try:
-            out, err = p.communicate(timeout=TIMEOUT)
+            out, err = p.communicate(timeout=TIMEOUT * TIME_SCALE)
         except subprocess.TimeoutExpired:
             p.kill()
             out, err = p.communicate()
@@ -193,7 +193,7 @@ def test_four_processes_creating_files_in_one_directory(mounted, remount):
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for tag in "abcd"]
     for p in procs:
-        out, err = p.communicate(timeout=TIMEOUT)
+        out, err = p.communicate(timeout=TIMEOUT * TIME_SCALE)
         assert p.returncode == 0, err
     want = sorted("%s-%03d" % (t, i) for t in "abcd" for i in range(100))
     assert sorted(os.listdir(mounted)) == want

@@ -34,15 +34,16 @@ def dav_device(tmp_path, webdav, name):
     return d
 
 
-def writer(tmp_path, webdav, path, devices, port=None):
+def writer(tmp_path, webdav, path, devices, port=None, config=""):
     """Device a on webdav://.../path (through port when given), mounted, with
-    the periodic sync off: every sync of the test is an explicit one.  Added
-    to devices before it mounts, for finish()."""
+    the periodic sync off: every sync of the test is an explicit one; config:
+    more lines for its config.  Added to devices before it mounts, for
+    finish()."""
     a = dav_device(tmp_path, webdav, "a")
     devices.append(a)
     check(a.pc("init", "vol", "--cloud", webdav.url(path, port=port)))
     cfg = a.vol.dir / "config"
-    cfg.write_text(cfg.read_text() + "[sync]\n\tinterval = 0\n")
+    cfg.write_text(cfg.read_text() + "[sync]\n\tinterval = 0\n" + config)
     key = check(a.pc("key", "vol")).stdout.strip()
     a.mount()
     return a, key
@@ -213,7 +214,10 @@ def test_server_stopped_mid_upload_loses_nothing_and_the_upload_resumes(tmp_path
     server = "127.0.0.1:%d/" % webdav.port
     devices = []
     try:
-        a, key = writer(tmp_path, webdav, path, devices)
+        # 4 MB/s a connection: a 4 MiB pack takes a second, so however slow
+        # the status calls below (ASan, a loaded machine), the server is
+        # frozen with most of the 16 packs still to go.
+        a, key = writer(tmp_path, webdav, path, devices, config="[cloud]\n\tmaxUpload = 4m\n")
         digests = write_tree(a.mp, BIG)
         st = a.vol.status()
         total = st["cache"]["dirty_blocks"]
