@@ -1605,6 +1605,19 @@ int store_foreach_dirty(struct store *s,
 	return rc;
 }
 
+void store_dirty_in_order(struct store *s, const blockid_t *ids, size_t n)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct entry *e = ht_find(s, &ids[i]);
+		if (e && e->dirty) {
+			list_del(&e->dirty_link);
+			list_add_tail(&s->dirty, &e->dirty_link);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
 void store_get_stats(struct store *s, struct store_stats *out)
 {
 	pthread_mutex_lock(&s->lock);

@@ -87,6 +87,12 @@ int store_set_clean(struct store *s, const blockid_t *id);
  * its size on disk; a non-zero return stops the walk and is returned. */
 int store_foreach_dirty(struct store *s,
 			int (*cb)(const blockid_t *id, uint64_t size, void *payload), void *payload);
+/* Moves those of ids that are dirty to the end of the dirty order, in the
+ * order given: blocks stored by several threads at once become dirty in
+ * whatever order the threads finish, and uploads go in dirty order (see
+ * sync/sync.c).  In memory only: after a restart the order is the one the
+ * marks were logged in. */
+void store_dirty_in_order(struct store *s, const blockid_t *ids, size_t n);
 
 void store_get_stats(struct store *s, struct store_stats *out);
 /* Changes the limit and evicts down to it. */

@@ -132,6 +132,15 @@ static int hash_batch(struct batch *b)
 	for (int k = 0; k < nw; k++)
 		if (w[k].rc)
 			return error_set(w[k].rc, "%s", w[k].why);
+	/* Uploads go in dirty order and a later sequential read fetches what
+	 * went up side by side in one request: file order, not the order the
+	 * workers happened to finish in. */
+	blockid_t ids[BATCH_MAX];
+	size_t n = 0;
+	for (size_t i = 0; i < b->n; i++)
+		if (!b->e[i].hole)
+			ids[n++] = b->e[i].id;
+	store_dirty_in_order(b->s, ids, n);
 	return 0;
 }
 

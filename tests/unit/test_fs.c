@@ -71,6 +71,21 @@ static int content_is(struct fs *fs, struct fs_inode *n, const uint8_t *want, si
 	return ok;
 }
 
+/* A new volume and working tree with name holding len random bytes
+ * (*data, malloc'd), written but not flushed. */
+static struct fs_inode *random_file(struct volume **v, struct fs **fs, uint8_t **data, size_t len,
+				    const char *name)
+{
+	*v = new_volume();
+	*fs = NULL;
+	*data = malloc(len);
+	fill_random(*data, len);
+	CHECK_EQ(fs_new(fs, *v), 0);
+	struct fs_inode *f = mkfile(*fs, (*fs)->root, name);
+	CHECK_EQ(fs_write(*fs, f, *data, len, 0), (long)len);
+	return f;
+}
+
 static void written_content_survives_commit_and_reload(void)
 {
 	struct volume *v = new_volume();
@@ -146,14 +161,11 @@ static int files_in(const char *dir)
  * the next commit drops the kept file. */
 static void an_fsync_of_much_data_keeps_it_through_a_crash(void)
 {
-	struct volume *v = new_volume();
-	struct fs *fs = NULL;
+	struct volume *v;
+	struct fs *fs;
+	uint8_t *data;
 	size_t len = 6u << 20;
-	uint8_t *data = malloc(len);
-	fill_random(data, len);
-	CHECK_EQ(fs_new(&fs, v), 0);
-	struct fs_inode *f = mkfile(fs, fs->root, "kept.bin");
-	CHECK_EQ(fs_write(fs, f, data, len, 0), (long)len);
+	struct fs_inode *f = random_file(&v, &fs, &data, len, "kept.bin");
 	CHECK_EQ(fs_flush(fs, f, 1), 0);
 	CHECK_EQ(fs->kept_flushes, 1);
 	CHECK(f->ov != NULL); /* not cut yet */
@@ -289,14 +301,11 @@ static void a_journal_already_in_a_commit_is_not_replayed_again(void)
 
 static void a_small_write_in_a_big_file_rechunks_only_around_it(void)
 {
-	struct volume *v = new_volume();
-	struct fs *fs = NULL;
+	struct volume *v;
+	struct fs *fs;
+	uint8_t *data;
 	size_t len = 64u << 20;
-	uint8_t *data = malloc(len);
-	fill_random(data, len);
-	CHECK_EQ(fs_new(&fs, v), 0);
-	struct fs_inode *f = mkfile(fs, fs->root, "huge");
-	CHECK_EQ(fs_write(fs, f, data, len, 0), (long)len);
+	struct fs_inode *f = random_file(&v, &fs, &data, len, "huge");
 	CHECK_EQ(fs_flush(fs, f, 0), 0);
 	size_t before = f->m->nblocks;
 	memcpy(data + len / 2, "PATCH", 5);
@@ -315,6 +324,44 @@ static void a_small_write_in_a_big_file_rechunks_only_around_it(void)
 	CHECK_EQ(fs_write(fs, f, "TAIL", 4, len), 4);
 	CHECK_EQ(fs_flush(fs, f, 0), 0);
 	CHECK(fs->last_flush.bytes_chunked <= 4u << 20);
+	fs_free(fs);
+	volume_free(v);
+	free(data);
+}
+
+struct id_walk {
+	blockid_t ids[1024];
+	size_t n;
+};
+
+static int note_id(const blockid_t *id, uint64_t size, void *payload)
+{
+	struct id_walk *w = payload;
+	(void)size;
+	if (w->n < 1024)
+		w->ids[w->n++] = *id;
+	return 0;
+}
+
+/* The blocks are hashed on every core at once, and go up in the order
+ * they became dirty: that must be the file's order, or a sequential reader
+ * of the cloud finds its blocks scattered over many requests. */
+static void a_file_becomes_dirty_in_its_own_order(void)
+{
+	struct volume *v;
+	struct fs *fs;
+	uint8_t *data;
+	struct fs_inode *f = random_file(&v, &fs, &data, 24u << 20, "big");
+	CHECK_EQ(fs_flush(fs, f, 0), 0);
+	struct id_walk *w = calloc(1, sizeof(*w));
+	CHECK_EQ(store_foreach_dirty(v->store, note_id, w), 0);
+	CHECK(f->m->nblocks > 100);
+	CHECK_EQ(w->n, f->m->nblocks);
+	size_t same = 0;
+	for (size_t i = 0; i < w->n && i < f->m->nblocks; i++)
+		same += !blockid_cmp(&w->ids[i], &f->m->blocks[i].id);
+	CHECK_EQ(same, f->m->nblocks);
+	free(w);
 	fs_free(fs);
 	volume_free(v);
 	free(data);
@@ -475,6 +522,7 @@ int main(void)
 	TEST(journal_data_bodies_round_trip_and_bad_ones_are_refused);
 	TEST(a_journal_already_in_a_commit_is_not_replayed_again);
 	TEST(a_small_write_in_a_big_file_rechunks_only_around_it);
+	TEST(a_file_becomes_dirty_in_its_own_order);
 	TEST(blocks_cut_while_writing_match_a_cut_at_flush);
 	TEST(truncate_and_sparse_writes_read_back_zeros);
 	TEST(a_corrupt_block_reads_as_eio_not_wrong_data);
