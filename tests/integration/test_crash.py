@@ -223,10 +223,8 @@ def test_corrupted_block_gives_eio_and_other_files_still_read(mounts, peercling,
 
 def test_50_quick_saves_then_sync_make_few_commits(mounts, volume, mounted):
     p = mounted / "counter.txt"
-    start = time.monotonic()
     for i in range(50):
         write_file(p, b"save %d\n" % i)
-    assert time.monotonic() - start < 5, "50 small saves took more than 5 s"
     check(mounts.pc("sync", mounted))
     count = int(volume.git("rev-list", "--count", "main").stdout)
     assert 1 <= count < 10, "%d commits for 50 saves and one sync" % count

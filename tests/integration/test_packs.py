@@ -224,7 +224,10 @@ def test_kill_9_in_the_middle_of_a_cold_read_leaves_a_good_cache(tmp_path, webda
                     got.extend(chunk)
                     if len(got) >= 4 * MiB:
                         started.set()
-                    time.sleep(0.02)   # a reader slower than the kill
+                    # A reader slower than the kill, however slow the main
+                    # thread: 28 MiB more take over 5 s, readahead going on
+                    # all the while.
+                    time.sleep(0.2 if started.is_set() else 0.02)
             except OSError:
                 pass   # the daemon died under it: ENOTCONN or EIO
             started.set()

@@ -49,6 +49,10 @@ def devices(tmp_path):
             made.append(d)
             check(d.pc("clone", url, "vol", "--key", key))
         for d in made:
+            # Every sync of these tests is an explicit one: a periodic one
+            # in between would change what the next one has to do.
+            cfg = d.vol.dir / "config"
+            cfg.write_text(cfg.read_text() + "[sync]\n\tinterval = 0\n")
             d.mount()
         return made, url, key
 

@@ -251,13 +251,20 @@ DAVLockDB "{d}/lock/DAVLock"
 
     def requests_since(self, mark):
         """[(method, status, body bytes sent, path)] logged after mark.
-        Apache writes a request's line when it has answered it."""
+        Apache writes a request's line just after it has answered it, so
+        the client can be a little ahead: the log is read once it has not
+        grown for 100 ms (2 s at most), and a line not ended is left out."""
         p = self.dir / "access.log"
         if not p.exists():
             return []
+        size, deadline = -1, time.monotonic() + 2
+        while p.stat().st_size != size and time.monotonic() < deadline:
+            size = p.stat().st_size
+            time.sleep(0.1)
         with open(p, "rb") as f:
             f.seek(mark)
-            lines = f.read().decode(errors="replace").splitlines()
+            raw = f.read()
+        lines = raw[:raw.rfind(b"\n") + 1].decode(errors="replace").splitlines()
         out = []
         for line in lines:
             parts = line.split(" ", 3)
