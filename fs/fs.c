@@ -609,12 +609,13 @@ int fs_journal_op(struct fs *fs, int op, uint32_t mode, struct fs_inode *a, cons
 /* ---- content ------------------------------------------------------------ */
 
 /* Reads [off, off+len) of the flushed content (manifest), len already
- * clipped to it.  scattered: the read did not continue the one before, so
- * its later blocks following its first says nothing of what comes next. */
+ * clipped to it.  scattered: the read continues none before it, so that a
+ * block it needs follows one already here says nothing of what comes next
+ * (FETCH_ALONE: no window). */
 static int read_manifest(struct fs *fs, const struct manifest *m, uint8_t *buf, size_t len,
 			 uint64_t off, int scattered)
 {
-	int flags = 0;
+	int flags = scattered ? FETCH_ALONE : 0;
 	if (m->is_inline) {
 		memcpy(buf, m->inline_data + off, len);
 		return 0;
@@ -640,7 +641,6 @@ static int read_manifest(struct fs *fs, const struct manifest *m, uint8_t *buf, 
 		off += n;
 		bstart += b->len;
 		i++;
-		flags = scattered ? FETCH_ALONE : 0;
 	}
 	return len ? -EIO : 0;
 }
@@ -719,12 +719,20 @@ static void fetch_whole(struct fs *fs, struct fs_inode *ino, const struct manife
  * trip per request instead of one per block.  A sequential reader's window
  * mostly overlaps the one queued for its previous read: ra_queued marks how
  * far that one went, so each block is queued once, not once per read.
- * 1 when the read continues the last one. */
+ * 1 when the read continues one of the last two. */
 static int read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t len)
 {
-	uint64_t prev = __atomic_exchange_n(&ino->ra_next, off + len, __ATOMIC_RELAXED);
+	int slot = -1;
+	for (int k = 0; k < 2 && slot < 0; k++)
+		if (off == __atomic_load_n(&ino->ra_next[k], __ATOMIC_RELAXED))
+			slot = k;
+	int seq = slot >= 0;
+	if (!seq)
+		slot = (int)(__atomic_fetch_xor(&ino->ra_older, 1, __ATOMIC_RELAXED) & 1);
+	else
+		__atomic_store_n(&ino->ra_older, (uint32_t)!slot, __ATOMIC_RELAXED);
+	__atomic_store_n(&ino->ra_next[slot], off + len, __ATOMIC_RELAXED);
 	const struct manifest *m = ino->m;
-	int seq = prev == off;
 	if (!m || m->is_inline || !fs->prefetch || off >= m->size)
 		return seq;
 	uint64_t start, end = off + len;

@@ -38,9 +38,13 @@ struct fs_inode {
 	struct manifest *m;
 	struct fs_overlay *ov;
 	pthread_rwlock_t data_lock;
-	/* Where the last read ended: a read starting there is sequential and
-	 * earns readahead.  A hint only, read and written atomically. */
-	uint64_t ra_next;
+	/* Where the last reads ended: a read starting at one is sequential and
+	 * earns readahead.  Two, so that two programs reading the file at once
+	 * (each read of one interleaved with the other's) are both seen as
+	 * sequential; ra_older says which to replace.  Hints only, read and
+	 * written atomically. */
+	uint64_t ra_next[2];
+	uint32_t ra_older;
 	uint64_t ra_queued; /* readahead queued up to here (end of a block) */
 	/* A file read all over: reads that missed the store, and once there
 	 * were enough, 1 when the whole file is queued for the background.

@@ -101,6 +101,40 @@ def test_a_cold_sequential_read_takes_one_get_per_window(tmp_path, webdav):
         finish(devices)
 
 
+def test_two_readers_of_one_file_at_once_both_get_windows(tmp_path, webdav):
+    """Two programs reading one file from start to end at the same time
+    (here: the first and the second half, 128 KiB of each in turn, without
+    the kernel's readahead, which would otherwise send each reader's reads
+    in runs): every read the daemon sees follows the other reader's, yet
+    each continues its own reader's last one.  Both are sequential
+    readers."""
+    devices = []
+    try:
+        data = os.urandom(32 * MiB)
+        a, key = volume_on(tmp_path, webdav, "vol-two", devices, data)
+        blocks = a.vol.status()["cache"]["blocks"]
+        b = clone(tmp_path, webdav, "b", "vol-two", key, devices)
+        mark = webdav.requests_mark()
+        half, step = len(data) // 2, 128 * 1024
+        one = os.open(b.mp / "big.bin", os.O_RDONLY)
+        two = os.open(b.mp / "big.bin", os.O_RDONLY)
+        try:
+            for fd in (one, two):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+            for off in range(0, half, step):
+                assert os.pread(one, step, off) == data[off:off + step], off
+                assert os.pread(two, step, half + off) == data[half + off:half + off + step]
+        finally:
+            os.close(one)
+            os.close(two)
+        gets = pack_gets(webdav, mark)
+        # As for one reader: windows, not a GET per block.
+        assert 1 <= len(gets) <= blocks // 4, (len(gets), blocks)
+        assert max(r[2] for r in gets) > 512 * 1024
+    finally:
+        finish(devices)
+
+
 def test_scattered_small_reads_fetch_single_blocks(tmp_path, webdav):
     devices = []
     try:
