@@ -33,9 +33,10 @@ struct fetch_source {
 /* Nobody is about to read it (a whole file fetched in the background): the
  * blocks a source brings along go to the store only, not to the sink. */
 #define FETCH_BACKGROUND 4
-/* Bring nothing along, however it looks: the block before this one is
- * here only because the same read just fetched it, which says nothing of
- * what comes next. */
+/* Bring nothing along, however it looks: a read in the mount that
+ * continues none before it.  That the block before this one is here (the
+ * same read just fetched it, or an earlier scattered read did) says
+ * nothing of what comes next. */
 #define FETCH_ALONE 8
 
 struct fetch;

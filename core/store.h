@@ -90,8 +90,8 @@ int store_foreach_dirty(struct store *s,
 /* Moves those of ids that are dirty to the end of the dirty order, in the
  * order given: blocks stored by several threads at once become dirty in
  * whatever order the threads finish, and uploads go in dirty order (see
- * sync/sync.c).  In memory only: after a restart the order is the one the
- * marks were logged in. */
+ * sync/sync.c).  Nothing is logged: a restart before the log is next
+ * compacted brings back the order the marks were logged in. */
 void store_dirty_in_order(struct store *s, const blockid_t *ids, size_t n);
 
 void store_get_stats(struct store *s, struct store_stats *out);

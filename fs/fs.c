@@ -690,8 +690,8 @@ static void fetch_whole(struct fs *fs, struct fs_inode *ino, const struct manife
 {
 	if (__atomic_load_n(&ino->whole_queued, __ATOMIC_RELAXED))
 		return;
-	uint64_t limit = fs->vol->cache_limit;
-	if (m->size > (limit ? limit / 4 : WHOLE_MAX_UNLIMITED) ||
+	uint64_t limit = fs->vol->cache_limit, max = limit ? limit / 4 : WHOLE_MAX_UNLIMITED;
+	if (m->size > max ||
 	    store_has(fetch_store_borrow(fs->vol->fetch), &m->blocks[first_block].id) ||
 	    __atomic_add_fetch(&ino->scattered_misses, 1, __ATOMIC_RELAXED) < WHOLE_AFTER)
 		return;
@@ -703,64 +703,105 @@ static void fetch_whole(struct fs *fs, struct fs_inode *ino, const struct manife
 	int rc = ids ? 0 : -ENOMEM;
 	for (size_t k = 0; ids && k < m->nblocks; k++)
 		ids[k] = m->blocks[k].id;
+	/* All files fetched whole at once stay within a quarter of the cache
+	 * too, or they would evict each other. */
 	if (!rc)
-		rc = fs_prefetch_whole(fs->prefetch, ids, m->nblocks);
+		rc = fs_prefetch_whole(fs->prefetch, ids, m->nblocks, m->size, max);
 	free(ids);
 	if (rc) {
-		/* Busy with other files: a later miss asks again. */
+		/* Busy with other files: ask again after as many misses. */
+		__atomic_store_n(&ino->scattered_misses, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&ino->whole_queued, 0, __ATOMIC_RELAXED);
 		log_debug("no background fetch of a file read all over yet: %s", strerror(-rc));
 	}
 }
 
+/* The file's readahead streams, made at its first read (NULL if memory is
+ * short: every read is then scattered). */
+static struct fs_ra *ra_of(struct fs_inode *ino)
+{
+	struct fs_ra *ra = __atomic_load_n(&ino->ra, __ATOMIC_ACQUIRE);
+	if (ra)
+		return ra;
+	struct fs_ra *made = calloc(1, sizeof(*made));
+	if (!made)
+		return NULL;
+	/* Only a read from the very start counts as continuing a stream
+	 * nobody has started. */
+	for (int k = 1; k < FS_RA_STREAMS; k++)
+		made->next[k] = UINT64_MAX;
+	if (__atomic_compare_exchange_n(&ino->ra, &ra, made, 0, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE))
+		return made;
+	free(made); /* another reader installed one first: ra is it */
+	return ra;
+}
+
+/* The stream this read continues (*seq = 1), or the oldest one, which it
+ * starts anew (*seq = 0); -1 without streams. */
+static int ra_stream(struct fs_ra *ra, uint64_t off, size_t len, int *seq)
+{
+	int k = -1;
+	*seq = 0;
+	if (!ra)
+		return -1;
+	for (int i = 0; i < FS_RA_STREAMS && k < 0; i++)
+		if (__atomic_load_n(&ra->next[i], __ATOMIC_RELAXED) == off)
+			k = i;
+	if (k >= 0) {
+		*seq = 1;
+	} else {
+		k = 0;
+		for (int i = 1; i < FS_RA_STREAMS; i++)
+			if ((int32_t)(__atomic_load_n(&ra->used[i], __ATOMIC_RELAXED) -
+				      __atomic_load_n(&ra->used[k], __ATOMIC_RELAXED)) < 0)
+				k = i;
+		__atomic_store_n(&ra->queued[k], 0, __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&ra->used[k], __atomic_add_fetch(&ra->clock, 1, __ATOMIC_RELAXED),
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&ra->next[k], off + len, __ATOMIC_RELAXED);
+	return k;
+}
+
 /* Fetches in parallel what this read needs beyond its first block (which
- * the reading thread fetches itself) and, when the read continues the last
- * one, the next READAHEAD_BLOCKS too, so a cold read waits about one round
- * trip per request instead of one per block.  A sequential reader's window
- * mostly overlaps the one queued for its previous read: ra_queued marks how
- * far that one went, so each block is queued once, not once per read.
- * 1 when the read continues one of the last two. */
+ * the reading thread fetches itself) and, when the read continues one of
+ * the file's streams (struct fs_ra), the next READAHEAD_BLOCKS too, so a
+ * cold read waits about one round trip per request instead of one per
+ * block.  A sequential reader's window mostly overlaps the one queued for
+ * its previous read: the stream's queued marks how far that one went, so
+ * each block is queued once, not once per read.  1 when the read is
+ * sequential. */
 static int read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t len)
 {
-	int slot = -1;
-	for (int k = 0; k < 2 && slot < 0; k++)
-		if (off == __atomic_load_n(&ino->ra_next[k], __ATOMIC_RELAXED))
-			slot = k;
-	int seq = slot >= 0;
-	if (!seq)
-		slot = (int)(__atomic_fetch_xor(&ino->ra_older, 1, __ATOMIC_RELAXED) & 1);
-	else
-		__atomic_store_n(&ino->ra_older, (uint32_t)!slot, __ATOMIC_RELAXED);
-	__atomic_store_n(&ino->ra_next[slot], off + len, __ATOMIC_RELAXED);
+	int seq;
+	struct fs_ra *ra = ra_of(ino);
+	int k = ra_stream(ra, off, len, &seq);
 	const struct manifest *m = ino->m;
 	if (!m || m->is_inline || !fs->prefetch || off >= m->size)
 		return seq;
 	uint64_t start, end = off + len;
-	uint64_t queued = seq ? __atomic_load_n(&ino->ra_queued, __ATOMIC_RELAXED) : 0;
+	uint64_t queued = seq ? __atomic_load_n(&ra->queued[k], __ATOMIC_RELAXED) : 0;
 	size_t i = manifest_find(m, off, &start);
 	size_t extra = seq ? READAHEAD_BLOCKS : 0, n = 0;
 	blockid_t ids[READAHEAD_MAX];
 	uint64_t ends[READAHEAD_MAX];
-	if (!seq) {
+	if (!seq)
 		fetch_whole(fs, ino, m, i);
-		/* A sequential run that starts here is a new one. */
-		if (__atomic_load_n(&ino->ra_queued, __ATOMIC_RELAXED))
-			__atomic_store_n(&ino->ra_queued, 0, __ATOMIC_RELAXED);
-	}
 	start += m->blocks[i].len;
 	if (queued < start || queued > end + (uint64_t)READAHEAD_BLOCKS * CHUNK_MAX)
 		queued = 0; /* not this reader's window: queue it all */
-	for (size_t k = i + 1; k < m->nblocks && n < READAHEAD_MAX; k++) {
+	for (size_t j = i + 1; j < m->nblocks && n < READAHEAD_MAX; j++) {
 		if (start >= end) {
 			if (!extra)
 				break;
 			extra--;
 		}
 		uint64_t from = start;
-		start += m->blocks[k].len;
+		start += m->blocks[j].len;
 		if (from >= queued) {
 			ends[n] = start;
-			ids[n++] = m->blocks[k].id;
+			ids[n++] = m->blocks[j].id;
 		}
 	}
 	if (!n)
@@ -769,7 +810,7 @@ static int read_ahead(struct fs *fs, struct fs_inode *ino, uint64_t off, size_t 
 					FS_PREFETCH_MEMORY | (seq ? FETCH_SEQUENTIAL : 0));
 	/* What did not fit the queue is offered again with the next read. */
 	if (seq && took)
-		__atomic_store_n(&ino->ra_queued, ends[took - 1], __ATOMIC_RELAXED);
+		__atomic_store_n(&ra->queued[k], ends[took - 1], __ATOMIC_RELAXED);
 	return seq;
 }
 

@@ -54,6 +54,7 @@ static void inode_destroy(struct fs_inode *ino)
 {
 	manifest_free(ino->m);
 	fs_overlay_free(ino->ov);
+	free(ino->ra);
 	free(ino->kept);
 	free(ino->kept_name);
 	pthread_rwlock_destroy(&ino->data_lock);

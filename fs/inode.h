@@ -16,6 +16,19 @@
 struct manifest;
 struct fs_overlay;
 
+/* Several programs may read one file at once, each in order, their reads
+ * interleaved (or one reads in order while another jumps about): a read
+ * that starts where one of the last FS_RA_STREAMS reads ended continues
+ * that stream and earns readahead.  Hints only, read and written
+ * atomically. */
+#define FS_RA_STREAMS 4
+struct fs_ra {
+	uint64_t next[FS_RA_STREAMS];	/* where the stream's last read ended */
+	uint64_t queued[FS_RA_STREAMS]; /* its readahead queued up to here */
+	uint32_t used[FS_RA_STREAMS];	/* when it last read: the oldest goes */
+	uint32_t clock;
+};
+
 struct fs_inode {
 	uint64_t ino;
 	uint64_t nlookup;    /* references the kernel holds (lookup - forget) */
@@ -38,14 +51,9 @@ struct fs_inode {
 	struct manifest *m;
 	struct fs_overlay *ov;
 	pthread_rwlock_t data_lock;
-	/* Where the last reads ended: a read starting at one is sequential and
-	 * earns readahead.  Two, so that two programs reading the file at once
-	 * (each read of one interleaved with the other's) are both seen as
-	 * sequential; ra_older says which to replace.  Hints only, read and
-	 * written atomically. */
-	uint64_t ra_next[2];
-	uint32_t ra_older;
-	uint64_t ra_queued; /* readahead queued up to here (end of a block) */
+	/* The sequential readers of this file being followed (fs.c's
+	 * read_ahead); NULL until its first read.  Installed atomically. */
+	struct fs_ra *ra;
 	/* A file read all over: reads that missed the store, and once there
 	 * were enough, 1 when the whole file is queued for the background.
 	 * Hints, read and written atomically. */

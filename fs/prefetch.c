@@ -1,26 +1,38 @@
 /* prefetch: a bounded ring of block ids and a few worker threads that call
  * block_get() and drop the bytes: the fetch chain keeps them in the store.
- * When the ring is empty, the workers go down the files to fetch whole
- * (fs_prefetch_whole), so readers' readahead always comes first. */
+ * When the ring is empty, up to half of the workers go down the files to
+ * fetch whole (fs_prefetch_whole): readers' readahead comes first, and
+ * always finds a worker free soon. */
 #include "config.h"
 #include "fs/prefetch.h"
+#include "core/error.h"
 #include "core/fetch.h"
+#include "core/log.h"
 #include "core/store.h"
 #include "fs/bcache.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define LOG_MODULE "prefetch"
 
 #define QUEUE_MAX 256
 #define THREADS_MAX 16
 #define WHOLE_JOBS_MAX 8
+/* A job that fails this often in a row is given up (the cloud is away, the
+ * blocks are gone): it would otherwise retry block after block for hours. */
+#define WHOLE_FAILURES_MAX 4
 
 /* The blocks of one file to fetch whole, in file order. */
 struct whole_job {
 	blockid_t *ids;
 	size_t n, next;
+	uint64_t bytes;	 /* the file's size */
+	uint64_t serial; /* names it while a worker fetches unlocked */
+	int failures;	 /* in a row */
 	struct whole_job *later;
 };
 
@@ -36,7 +48,8 @@ struct fs_prefetch {
 	int busy_set[THREADS_MAX];
 	int stopping, nthreads;
 	struct whole_job *jobs, *last_job; /* first in, first out */
-	int njobs;
+	int njobs, job_workers;
+	uint64_t job_bytes, job_serial;
 	pthread_t t[THREADS_MAX];
 	struct worker_arg {
 		struct fs_prefetch *p;
@@ -62,8 +75,9 @@ static int queued_or_busy(struct fs_prefetch *p, const blockid_t *id, int flags)
 }
 
 /* With p->lock held: the next block of the oldest whole-file job that is
- * neither stored nor on its way (1), dropping the jobs that are done. */
-static int next_of_jobs(struct fs_prefetch *p, blockid_t *id)
+ * neither stored nor on its way (1, and the job's serial), dropping the
+ * jobs that are done. */
+static int next_of_jobs(struct fs_prefetch *p, blockid_t *id, uint64_t *serial)
 {
 	struct store *s = fetch_store_borrow(p->f);
 	while (p->jobs) {
@@ -73,6 +87,7 @@ static int next_of_jobs(struct fs_prefetch *p, blockid_t *id)
 			if (!blockid_is_zero(c) && !store_has(s, c) &&
 			    !queued_or_busy(p, c, 0)) {
 				*id = *c;
+				*serial = j->serial;
 				return 1;
 			}
 		}
@@ -80,10 +95,36 @@ static int next_of_jobs(struct fs_prefetch *p, blockid_t *id)
 		if (!p->jobs)
 			p->last_job = NULL;
 		p->njobs--;
+		p->job_bytes -= j->bytes;
 		free(j->ids);
 		free(j);
 	}
 	return 0;
+}
+
+/* With p->lock held: counts a job's fetch; too many failures in a row end
+ * it (its entry is dropped at the next look). */
+static void job_done(struct fs_prefetch *p, uint64_t serial, int rc, const char *why)
+{
+	for (struct whole_job *j = p->jobs; j; j = j->later) {
+		if (j->serial != serial)
+			continue;
+		if (rc == 0 || rc == -EINPROGRESS) {
+			j->failures = 0;
+		} else if (++j->failures >= WHOLE_FAILURES_MAX && j->next < j->n) {
+			log_info("stopped fetching a file of %llu bytes in the background after %d "
+				 "failures in a row (%zu of %zu blocks gone through): %s",
+				 (unsigned long long)j->bytes, j->failures, j->next, j->n, why);
+			j->next = j->n;
+		}
+		return;
+	}
+}
+
+static int job_room(const struct fs_prefetch *p)
+{
+	int cap = p->nthreads / 2;
+	return p->jobs && p->job_workers < (cap ? cap : 1);
 }
 
 static void *worker(void *arg)
@@ -92,11 +133,12 @@ static void *worker(void *arg)
 	struct fs_prefetch *p = wa->p;
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (!p->n && !p->jobs && !p->stopping)
+		while (!p->n && !job_room(p) && !p->stopping)
 			pthread_cond_wait(&p->more, &p->lock);
 		if (p->stopping)
 			break;
 		blockid_t id;
+		uint64_t job = 0; /* serial of the job the block is for, or 0 */
 		/* What a whole-file job brings goes to the store only, and in
 		 * windows: the job goes down the file in order. */
 		int flags = FETCH_SEQUENTIAL | FETCH_BACKGROUND;
@@ -105,24 +147,33 @@ static void *worker(void *arg)
 			flags = p->qflags[p->head];
 			p->head = (p->head + 1) % QUEUE_MAX;
 			p->n--;
-		} else if (!next_of_jobs(p, &id)) {
+		} else if (!next_of_jobs(p, &id, &job)) {
 			continue;
+		} else {
+			p->job_workers++;
 		}
 		p->busy[wa->k] = id;
 		p->busy_set[wa->k] = 1;
 		pthread_mutex_unlock(&p->lock);
 		uint8_t *data = NULL;
 		size_t len = 0;
+		char why[256] = "";
 		if (flags & FS_PREFETCH_MEMORY)
 			flags &= ~FETCH_BACKGROUND;
-		if (block_prefetch(p->f, &id, flags & ~FS_PREFETCH_MEMORY, &data, &len) == 0) {
-			if (flags & FS_PREFETCH_MEMORY)
-				fs_bcache_put(p->cache, &id, data, len);
-			else
-				free(data);
-		}
+		int rc = block_prefetch(p->f, &id, flags & ~FS_PREFETCH_MEMORY, &data, &len);
+		if (rc == 0 && (flags & FS_PREFETCH_MEMORY))
+			fs_bcache_put(p->cache, &id, data, len);
+		else if (rc == 0)
+			free(data);
+		else if (job)
+			snprintf(why, sizeof(why), "%s", error_last());
 		pthread_mutex_lock(&p->lock);
 		p->busy_set[wa->k] = 0;
+		if (job) {
+			p->job_workers--;
+			job_done(p, job, rc, why);
+			pthread_cond_signal(&p->more); /* room for another job fetch */
+		}
 	}
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
@@ -195,7 +246,8 @@ size_t fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, 
 	return i;
 }
 
-int fs_prefetch_whole(struct fs_prefetch *p, const blockid_t *ids, size_t n)
+int fs_prefetch_whole(struct fs_prefetch *p, const blockid_t *ids, size_t n, uint64_t bytes,
+		      uint64_t max_bytes)
 {
 	struct whole_job *j = calloc(1, sizeof(*j));
 	if (!j || !(j->ids = malloc((n ? n : 1) * sizeof(*ids)))) {
@@ -204,8 +256,9 @@ int fs_prefetch_whole(struct fs_prefetch *p, const blockid_t *ids, size_t n)
 	}
 	memcpy(j->ids, ids, n * sizeof(*ids));
 	j->n = n;
+	j->bytes = bytes;
 	pthread_mutex_lock(&p->lock);
-	if (p->njobs >= WHOLE_JOBS_MAX) {
+	if (p->njobs >= WHOLE_JOBS_MAX || (p->jobs && p->job_bytes + bytes > max_bytes)) {
 		pthread_mutex_unlock(&p->lock);
 		free(j->ids);
 		free(j);
@@ -217,6 +270,8 @@ int fs_prefetch_whole(struct fs_prefetch *p, const blockid_t *ids, size_t n)
 		p->jobs = j;
 	p->last_job = j;
 	p->njobs++;
+	p->job_bytes += bytes;
+	j->serial = ++p->job_serial;
 	pthread_cond_broadcast(&p->more);
 	pthread_mutex_unlock(&p->lock);
 	return 0;

@@ -1,9 +1,9 @@
 /* prefetch: readahead for files read in order, and for files read all
- * over (fs.c's WHOLE_AFTER).  When a read reaches block i of a file and the
- * previous read of that file ended where this one starts, the next blocks
- * are fetched in the background (a few at a time, in parallel) into the
- * local store and the read cache, so that a cold sequential read from the
- * cloud waits for one round trip per window rather than per block. */
+ * over (fs.c's WHOLE_AFTER).  When a read of a file continues an earlier
+ * one (fs.c's read_ahead), the next blocks are fetched in the background
+ * (a few at a time, in parallel) into the local store and the read cache,
+ * so that a cold sequential read from the cloud waits for one round trip
+ * per window rather than per block. */
 #ifndef PEERCLING_FS_PREFETCH_H
 #define PEERCLING_FS_PREFETCH_H
 
@@ -28,10 +28,13 @@ void fs_prefetch_free(struct fs_prefetch *p);
  * how many of ids it went through. */
 size_t fs_prefetch_queue(struct fs_prefetch *p, const blockid_t *ids, size_t n, int flags);
 
-/* Fetches ids (a file's blocks, in order; copied) into the store whenever
- * the queue above is empty, in windows, skipping what is stored already.
- * 0, -ENOMEM, or -EBUSY when WHOLE_JOBS_MAX files are waiting already (try
- * again later). */
-int fs_prefetch_whole(struct fs_prefetch *p, const blockid_t *ids, size_t n);
+/* Fetches ids (the blocks of a file of size bytes, in order; copied) into
+ * the store whenever the queue above is empty, in windows, skipping what
+ * is stored already, with at most half of the threads; gives up after a
+ * few failures in a row.  0, -ENOMEM, or -EBUSY when the files waiting
+ * already are too many (8) or would come to more than max_bytes with this
+ * one (try again later). */
+int fs_prefetch_whole(struct fs_prefetch *p, const blockid_t *ids, size_t n, uint64_t bytes,
+		      uint64_t max_bytes);
 
 #endif

@@ -4,8 +4,8 @@
  *
  * A read that is part of a sequential read (FETCH_SEQUENTIAL: the prefetch
  * threads working down a file), or a reader's read of a block whose
- * predecessor in the same pack is already stored (unless FETCH_ALONE: the
- * same read fetched that predecessor just now), brings a window of
+ * predecessor in the same pack is already stored (unless FETCH_ALONE: a
+ * scattered read in the mount), brings a window of
  * up to WINDOW_MAX bytes in one request; the blocks beyond the asked one go
  * straight into the store.  A reader of a block inside a window in flight
  * waits for that window instead of asking again (a readahead goes on to the
@@ -248,7 +248,8 @@ static int plan(struct cloud *c, const struct pack_loc *loc, int flags, uint32_t
 	*last = loc->pos;
 	*bytes = loc->e.len;
 	/* A readahead says whether it is sequential; a reader's own block
-	 * counts as sequential when the one before it is already here. */
+	 * counts as sequential when the one before it is already here, unless
+	 * the reader knows better (FETCH_ALONE). */
 	int follows = (flags & FETCH_SEQUENTIAL) ||
 		      (!(flags & (FETCH_NO_WAIT | FETCH_ALONE)) && loc->pos > 0 &&
 		       pack_entry_at(pk->set, loc->pack, loc->pos - 1, &e) && store_has(st, &e.id));

@@ -68,7 +68,7 @@ def expect_down(url, env, errno_name=None, op="get", key=None):
         e["DRIVER_KEY"] = key
     rc, out, el = drive(url, e)
     assert_tap_ok(rc, out)
-    took = re.search(r" after (\d+) ms", out)
+    took = re.search(r"\) after (\d+) ms, allowed", out)
     return (int(took.group(1)) / 1000 if took else el), out
 
 

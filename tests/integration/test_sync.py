@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import Mounts, Peercling
-from helpers import MiB, Volume, assert_same, check, read_file, read_until_error, run, wait_for, \
-    write_file
+from helpers import TIME_SCALE, MiB, Volume, assert_same, check, read_file, read_until_error, run, \
+    wait_for, write_file
 
 
 class Device:
@@ -165,7 +165,7 @@ def test_a_file_read_all_over_is_fetched_whole_in_the_background(devices):
     fetched = scattered_reads(c, data, "db.bin")
     # Were it fetched whole, the rest would be here well within this (32 MiB
     # from a cloud on this disk).
-    time.sleep(2)
+    time.sleep(2 * TIME_SCALE)
     assert fetched() < 0.7 * total, (fetched(), total)
 
 

@@ -3,6 +3,7 @@
  * and a small change in a big file re-chunks only around it. */
 #include "config.h"
 #include "core/error.h"
+#include "core/fetch.h"
 #include "core/manifest.h"
 #include "core/seal.h"
 #include "core/store.h"
@@ -15,8 +16,10 @@
 #include "tap.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char *home;
 static int volcount;
@@ -367,6 +370,82 @@ static void a_file_becomes_dirty_in_its_own_order(void)
 	free(data);
 }
 
+/* A source that serves one manifest's blocks and notes, for each request,
+ * where the block starts in the file and whether it was readahead. */
+struct noting_source {
+	const struct manifest *m;
+	const uint8_t *data;
+	pthread_mutex_t lock;
+	uint64_t ahead_from[2]; /* the furthest readahead seen in each half */
+};
+
+static int noting_get(void *payload, const blockid_t *id, int flags, uint8_t **out, size_t *len)
+{
+	struct noting_source *src = payload;
+	uint64_t off = 0;
+	for (size_t i = 0; i < src->m->nblocks; off += src->m->blocks[i++].len) {
+		if (blockid_cmp(&src->m->blocks[i].id, id))
+			continue;
+		*len = src->m->blocks[i].len;
+		*out = malloc(*len);
+		memcpy(*out, src->data + off, *len);
+		int half = off >= src->m->size / 2;
+		pthread_mutex_lock(&src->lock);
+		if ((flags & FETCH_NO_WAIT) && off > src->ahead_from[half])
+			src->ahead_from[half] = off;
+		pthread_mutex_unlock(&src->lock);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Two programs read one file at once, each from start to end of its half,
+ * their reads interleaved: each is a sequential reader of its own, with
+ * readahead running ahead of it, however far apart they are. */
+static void two_readers_at_once_both_get_readahead(void)
+{
+	struct volume *v;
+	struct fs *fs;
+	uint8_t *data;
+	/* Each reads 20 MiB: past the readahead its first read queued. */
+	size_t len = 64u << 20, step = 128u << 10, upto = 20u << 20;
+	struct fs_inode *f = random_file(&v, &fs, &data, len, "shared");
+	CHECK_EQ(fs_flush(fs, f, 0), 0);
+	/* Only the source has the blocks now. */
+	for (size_t i = 0; i < f->m->nblocks; i++) {
+		store_set_clean(v->store, &f->m->blocks[i].id);
+		CHECK_EQ(store_remove(v->store, &f->m->blocks[i].id), 0);
+	}
+	struct noting_source src = { .m = f->m, .data = data };
+	pthread_mutex_init(&src.lock, NULL);
+	struct fetch_source fsrc = { "noting", noting_get, &src };
+	CHECK_EQ(fetch_add_source(v->fetch, &fsrc), 0);
+	uint8_t *buf = malloc(step);
+	for (size_t off = 0; off < upto; off += step) {
+		CHECK_EQ(fs_read(fs, f, buf, step, off), (long)step);
+		CHECK(!memcmp(buf, data + off, step));
+		CHECK_EQ(fs_read(fs, f, buf, step, len / 2 + off), (long)step);
+		CHECK(!memcmp(buf, data + len / 2 + off, step));
+	}
+	/* Readahead went past where each reader stopped (with one stream for
+	 * the file, the one behind got none: the other's marked its window
+	 * queued).  How far depends on how fast the threads take the queue. */
+	int ahead = 0;
+	for (int i = 0; i < 1000 && !ahead; i++) {
+		pthread_mutex_lock(&src.lock);
+		ahead = src.ahead_from[0] >= upto && src.ahead_from[1] >= len / 2 + upto;
+		pthread_mutex_unlock(&src.lock);
+		if (!ahead)
+			usleep(10000);
+	}
+	CHECK(ahead);
+	fs_free(fs); /* waits for the prefetch threads */
+	pthread_mutex_destroy(&src.lock);
+	free(buf);
+	volume_free(v);
+	free(data);
+}
+
 static int same_blocks(const struct manifest *a, const struct manifest *b)
 {
 	if (a->nblocks != b->nblocks)
@@ -523,6 +602,7 @@ int main(void)
 	TEST(a_journal_already_in_a_commit_is_not_replayed_again);
 	TEST(a_small_write_in_a_big_file_rechunks_only_around_it);
 	TEST(a_file_becomes_dirty_in_its_own_order);
+	TEST(two_readers_at_once_both_get_readahead);
 	TEST(blocks_cut_while_writing_match_a_cut_at_flush);
 	TEST(truncate_and_sparse_writes_read_back_zeros);
 	TEST(a_corrupt_block_reads_as_eio_not_wrong_data);

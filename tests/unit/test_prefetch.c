@@ -1,6 +1,8 @@
 /* test_prefetch: a file queued to be fetched whole comes into the store
  * with no more reads, in order, without what is stored already; a reader's
- * readahead goes before it; and only so many files wait at once. */
+ * readahead goes before it and always finds a thread free; only so many
+ * files (and bytes) wait at once; a file whose blocks keep failing is
+ * given up. */
 #include "config.h"
 #include "core/blockid.h"
 #include "core/fetch.h"
@@ -27,6 +29,7 @@ struct source {
 	pthread_cond_t opened;
 	int closed;
 	int waiting; /* requests held at the gate */
+	int fail;    /* answer every request with -EIO */
 	blockid_t ids[NBLOCKS];
 	uint8_t data[NBLOCKS][BLEN];
 	blockid_t asked[4 * NBLOCKS];
@@ -47,8 +50,9 @@ static int source_get(void *payload, const blockid_t *id, int flags, uint8_t **o
 	while (s->closed)
 		pthread_cond_wait(&s->opened, &s->lock);
 	s->waiting--;
+	int fail = s->fail;
 	pthread_mutex_unlock(&s->lock);
-	for (int i = 0; i < NBLOCKS; i++) {
+	for (int i = 0; fail == 0 && i < NBLOCKS; i++) {
 		if (!blockid_cmp(&s->ids[i], id)) {
 			*out = malloc(BLEN);
 			memcpy(*out, s->data[i], BLEN);
@@ -56,7 +60,7 @@ static int source_get(void *payload, const blockid_t *id, int flags, uint8_t **o
 			return 0;
 		}
 	}
-	return -ENOENT;
+	return fail ? -EIO : -ENOENT;
 }
 
 struct rig {
@@ -143,7 +147,7 @@ static void a_file_queued_whole_comes_with_no_more_reads(void)
 		blockid_t id;
 		CHECK_EQ(store_put_data(r.st, &id, r.src.data[i * 4], BLEN, 0), 0);
 	}
-	CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids, NBLOCKS), 0);
+	CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids, NBLOCKS, NBLOCKS * BLEN, UINT64_MAX), 0);
 	CHECK(eventually(all_stored, &r));
 	/* One thread: in file order, each block once, none of those stored. */
 	pthread_mutex_lock(&r.src.lock);
@@ -169,7 +173,7 @@ static int one_waiting(struct rig *r)
 
 static int room_again(struct rig *r)
 {
-	return fs_prefetch_whole(r->p, r->src.ids, 1) == 0;
+	return fs_prefetch_whole(r->p, r->src.ids, 1, 1, UINT64_MAX) == 0;
 }
 
 static void readahead_goes_before_a_whole_file_and_few_files_wait(void)
@@ -178,13 +182,13 @@ static void readahead_goes_before_a_whole_file_and_few_files_wait(void)
 	setup(&r, 1);
 	set_gate(&r.src, 1);
 	/* The one thread takes block 0 of the job and is held at the gate. */
-	CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids, NBLOCKS / 2), 0);
+	CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids, NBLOCKS / 2, 1, UINT64_MAX), 0);
 	CHECK(eventually(one_waiting, &r));
 	/* A reader's readahead, queued meanwhile, is next, before block 1. */
 	CHECK_EQ(fs_prefetch_queue(r.p, &r.src.ids[NBLOCKS - 1], 1, FS_PREFETCH_MEMORY), 1u);
 	for (int j = 1; j < 8; j++) /* 8 files wait, counting the first */
-		CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids + NBLOCKS / 2, NBLOCKS / 2), 0);
-	CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids, 1), -EBUSY);
+		CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids + NBLOCKS / 2, NBLOCKS / 2, 1, UINT64_MAX), 0);
+	CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids, 1, 1, UINT64_MAX), -EBUSY);
 	set_gate(&r.src, 0);
 	CHECK(eventually(all_stored, &r));
 	pthread_mutex_lock(&r.src.lock);
@@ -201,11 +205,71 @@ static void readahead_goes_before_a_whole_file_and_few_files_wait(void)
 	teardown(&r);
 }
 
+static int two_waiting(struct rig *r)
+{
+	return waiting(&r->src) == 2;
+}
+
+static int four_waiting(struct rig *r)
+{
+	return waiting(&r->src) == 4;
+}
+
+static void half_the_threads_at_most_go_to_whole_files(void)
+{
+	struct rig r;
+	setup(&r, 4);
+	set_gate(&r.src, 1);
+	CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids, NBLOCKS / 2, 600, 1000), 0);
+	CHECK(eventually(two_waiting, &r));
+	usleep(50 * 1000);
+	CHECK_EQ(waiting(&r.src), 2); /* the other two stay free... */
+	/* ...for readahead, which starts at once. */
+	CHECK_EQ(fs_prefetch_queue(r.p, &r.src.ids[NBLOCKS - 2], 2, FS_PREFETCH_MEMORY), 2u);
+	CHECK(eventually(four_waiting, &r));
+	/* 600 bytes wait; 500 more would pass max_bytes. */
+	CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids, 1, 500, 1000), -EBUSY);
+	CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids, 1, 400, 1000), 0);
+	teardown(&r);
+}
+
+static int asked_four(struct rig *r)
+{
+	pthread_mutex_lock(&r->src.lock);
+	int n = r->src.nasked;
+	pthread_mutex_unlock(&r->src.lock);
+	return n >= 4;
+}
+
+/* A job of 1 byte with at most 1 byte waiting is taken only when no other
+ * job waits. */
+static int no_job_waits(struct rig *r)
+{
+	return fs_prefetch_whole(r->p, r->src.ids, 1, 1, 1) == 0;
+}
+
+static void a_file_whose_blocks_keep_failing_is_given_up(void)
+{
+	struct rig r;
+	setup(&r, 1);
+	r.src.fail = 1;
+	CHECK_EQ(fs_prefetch_whole(r.p, r.src.ids, NBLOCKS, NBLOCKS * BLEN, UINT64_MAX), 0);
+	CHECK(eventually(asked_four, &r));
+	usleep(100 * 1000);
+	pthread_mutex_lock(&r.src.lock);
+	CHECK_EQ(r.src.nasked, 4); /* not all 40, nor forever */
+	pthread_mutex_unlock(&r.src.lock);
+	CHECK(eventually(no_job_waits, &r)); /* and the job is gone */
+	teardown(&r);
+}
+
 int main(void)
 {
 	seal_init();
 	seal_random_key(idkey);
 	TEST(a_file_queued_whole_comes_with_no_more_reads);
 	TEST(readahead_goes_before_a_whole_file_and_few_files_wait);
+	TEST(half_the_threads_at_most_go_to_whole_files);
+	TEST(a_file_whose_blocks_keep_failing_is_given_up);
 	TAP_DONE();
 }
