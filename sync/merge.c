@@ -117,6 +117,34 @@ int merge_conflict_name(char **out, const char *path, const char *device, int64_
 	return n < 0 ? -ENOMEM : 0;
 }
 
+int merge_conflict_parse(const char *name, char **orig, char device[9], char date[11])
+{
+	static const char mark[] = " (conflict from ";
+	const char *at = strstr(name, mark);
+	/* The last one: a name may carry an older conflict name inside. */
+	for (const char *next = at; next; next = strstr(next + 1, mark))
+		at = next;
+	if (!at || at == name)
+		return 0;
+	const char *dev = at + sizeof(mark) - 1, *sp = strchr(dev, ' ');
+	if (!sp || sp == dev || sp - dev > 8 || strlen(sp) < 12 || sp[11] != ')')
+		return 0;
+	const char *d = sp + 1;
+	for (int i = 0; i < 10; i++)
+		if (i == 4 || i == 7 ? d[i] != '-' : (d[i] < '0' || d[i] > '9'))
+			return 0;
+	const char *ext = d + 11;
+	if (*ext && (*ext != '.' || strchr(ext + 1, '/')))
+		return 0;
+	if (asprintf(orig, "%.*s%s", (int)(at - name), name, ext) < 0)
+		return -ENOMEM;
+	memcpy(device, dev, (size_t)(sp - dev));
+	device[sp - dev] = 0;
+	memcpy(date, d, 10);
+	date[10] = 0;
+	return 1;
+}
+
 struct result {
 	struct tree_entry *e;
 	char **owned;

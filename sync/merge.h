@@ -28,4 +28,10 @@ int merge_commits(git_oid *out, git_repository *repo, const git_oid *ours, const
  * the date of when (UTC).  *out malloc'd. */
 int merge_conflict_name(char **out, const char *path, const char *device, int64_t when);
 
+/* The other way: 1 when name (one path component) is a conflict name, with
+ * *orig the name it stands beside (malloc'd) and device (up to 8
+ * characters) and date ("YYYY-MM-DD") copied into their buffers; 0 when it
+ * is not one; -ENOMEM. */
+int merge_conflict_parse(const char *name, char **orig, char device[9], char date[11]);
+
 #endif

@@ -711,3 +711,84 @@ def test_a_merge_replaces_a_file_that_is_being_read(devices):
     assert seen and all(n == 2 << 20 for n in seen)
     assert read_file(b.mp / "busy.bin") == new
     assert b.vol.daemon_pid()
+
+
+def conflict_copy(d, name):
+    """The one conflict copy of name in directory d (a Path)."""
+    stem, ext = os.path.splitext(name)
+    found = [n for n in os.listdir(d)
+             if n.startswith(stem + " (conflict from ") and n.endswith(")" + ext)]
+    assert len(found) == 1, (name, sorted(os.listdir(d)))
+    return found[0]
+
+
+def test_conflicts_are_listed_and_resolved_the_four_ways(devices, tmp_path):
+    """Five paths edited apart on two devices: 'peercling conflicts' lists
+    them with their copies; 'resolve' keeps ours, takes theirs (named by
+    its path or by its copy), keeps both, or takes a third file; the
+    resolutions sync like any edit."""
+    (a, b), _, _ = devices(2)
+    names = ["ours.txt", "theirs.txt", "both.txt", "with.txt", "sub/deep.bin"]
+    os.makedirs(a.mp / "sub")
+    for n in names:
+        write_file(a.mp / n, b"base\n")
+    a.sync()
+    b.sync()
+    for n in names:
+        write_file(a.mp / n, b"from a: %s\n" % n.encode())
+        write_file(b.mp / n, b"from b: %s\n" % n.encode())
+    b.sync()
+    a.sync()
+    b.sync()
+    out = check(a.pc("conflicts", a.mp)).stdout
+    for n in names:
+        assert n + "\n" in out, out
+    assert "5 paths with conflict copies" in out, out
+    sub = check(a.pc("conflicts", a.mp / "sub")).stdout
+    assert "sub/deep.bin\n" in sub and "ours.txt" not in sub, sub
+
+    kept = read_file(a.mp / "ours.txt")
+    check(a.pc("resolve", a.mp / "ours.txt", "--ours"))
+    assert read_file(a.mp / "ours.txt") == kept
+    assert not [n for n in os.listdir(a.mp) if n.startswith("ours (conflict")]
+
+    copy = conflict_copy(a.mp, "theirs.txt")
+    theirs = read_file(a.mp / copy)
+    check(a.pc("resolve", a.mp / "theirs.txt", "--theirs"))
+    assert read_file(a.mp / "theirs.txt") == theirs and not os.path.exists(a.mp / copy)
+
+    copy = conflict_copy(a.mp, "both.txt")
+    both = (read_file(a.mp / "both.txt"), read_file(a.mp / copy))
+    out = check(a.pc("resolve", a.mp / "both.txt", "--both")).stdout
+    renamed = copy.replace(" (conflict from ", " (from ")
+    assert renamed in out, out
+    assert (read_file(a.mp / "both.txt"), read_file(a.mp / renamed)) == both
+
+    mine = tmp_path / "merged by hand.txt"
+    mine.write_bytes(b"merged by hand\n")
+    check(a.pc("resolve", a.mp / "with.txt", "--with", mine))
+    assert read_file(a.mp / "with.txt") == b"merged by hand\n"
+
+    copy = conflict_copy(a.mp / "sub", "deep.bin")
+    theirs = read_file(a.mp / "sub" / copy)
+    check(a.pc("resolve", a.mp / "sub" / copy, "--theirs"))
+    assert read_file(a.mp / "sub" / "deep.bin") == theirs
+
+    assert check(a.pc("conflicts", a.mp)).stdout == "no conflicts\n"
+    # Clear refusals.
+    p = a.pc("resolve", a.mp / "ours.txt", "--ours")
+    assert p.returncode == 1 and "has no conflict copy" in p.stderr, p.stderr
+    p = a.pc("resolve", a.mp / "ours.txt")
+    assert p.returncode == 2 and "usage:" in p.stderr, p.stderr
+    p = a.pc("resolve", a.mp / "ours.txt", "--ours", "--theirs")
+    assert p.returncode == 2, p.stderr
+    p = a.pc("conflicts", tmp_path)
+    assert p.returncode == 1 and "not" in p.stderr, p.stderr
+
+    # The resolutions are edits like any other: b gets them.
+    a.sync()
+    b.sync()
+    assert sorted(os.listdir(b.mp)) == sorted(os.listdir(a.mp))
+    for n in ["ours.txt", "theirs.txt", "both.txt", renamed, "with.txt", "sub/deep.bin"]:
+        assert read_file(b.mp / n) == read_file(a.mp / n), n
+    assert check(b.pc("conflicts", b.mp)).stdout == "no conflicts\n"
