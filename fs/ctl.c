@@ -9,6 +9,7 @@
 #include "core/volume.h"
 #include "fs/fs.h"
 #include "fs/pin.h"
+#include "fs/restore.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -143,6 +144,15 @@ static void dispatch(struct fs_ctl *c, int fd, const char *req)
 			if (asprintf(&reply, "ok %s %s", hex, made ? "new" : "unchanged") < 0)
 				reply = NULL;
 		}
+	} else if (strncmp(req, "restore ", 8) == 0 && strchr(req + 8, ' ')) {
+		/* "restore REV REL", REV "-" for the version before */
+		const char *rel = strchr(req + 8, ' ') + 1;
+		char *rev = strndup(req + 8, (size_t)(rel - 1 - (req + 8))), *said = NULL;
+		int rc = rev ? fs_restore(c->fs, strcmp(rev, "-") ? rev : NULL, rel, &said) : -ENOMEM;
+		if (asprintf(&reply, rc ? "error %s" : "ok %s", rc ? error_last() : said) < 0)
+			reply = NULL;
+		free(rev);
+		free(said);
 	} else if (strcmp(req, "status") == 0) {
 		char *js = status_json(c);
 		if (js && asprintf(&reply, "ok %s", js) < 0)

@@ -792,3 +792,47 @@ def test_conflicts_are_listed_and_resolved_the_four_ways(devices, tmp_path):
     for n in ["ours.txt", "theirs.txt", "both.txt", renamed, "with.txt", "sub/deep.bin"]:
         assert read_file(b.mp / n) == read_file(a.mp / n), n
     assert check(b.pc("conflicts", b.mp)).stdout == "no conflicts\n"
+
+
+def test_an_earlier_version_is_restored_and_nothing_is_lost(devices):
+    """restore puts a file back as of an earlier version (the one before by
+    default, or any commit), even a deleted one, as a new commit: what the
+    file held is committed first and can be restored in turn; the other
+    device gets the restore with its next sync."""
+    (a, b), _, _ = devices(2)
+    f = a.mp / "doc.txt"
+    write_file(f, b"version 1\n")
+    a.sync()
+    first = a.vol.git("rev-parse", "main").stdout.strip()
+    write_file(f, b"version 2\n")
+    a.sync()
+    write_file(f, b"version 3, never synced\n")
+    assert read_file(f) == b"version 3, never synced\n"   # in the kernel's cache
+    out = check(a.pc("restore", f)).stdout
+    assert out.startswith("doc.txt restored as of "), out
+    assert read_file(f) == b"version 2\n"
+    # Version 3 was committed before: it comes back too.
+    check(a.pc("restore", f))
+    assert read_file(f) == b"version 3, never synced\n"
+    check(a.pc("restore", f, "--at", first[:10]))
+    assert read_file(f) == b"version 1\n"
+    out = check(a.pc("restore", f, "--at", first)).stdout
+    assert "is already as of" in out, out
+    log = a.vol.git("log", "--format=%s", "-n", "3").stdout
+    assert log.count("restore doc.txt as of") == 3, log
+
+    os.unlink(f)
+    a.sync()
+    check(a.pc("restore", f))
+    assert read_file(f) == b"version 1\n"
+
+    p = a.pc("restore", a.mp / "never.txt")
+    assert p.returncode == 1 and "no earlier version" in p.stderr, p.stderr
+    p = a.pc("restore", f, "--at", "nosuchversion")
+    assert p.returncode == 1 and "no version 'nosuchversion'" in p.stderr, p.stderr
+    p = a.pc("restore")
+    assert p.returncode == 2 and "usage:" in p.stderr, p.stderr
+
+    a.sync()
+    b.sync()
+    assert read_file(b.mp / "doc.txt") == b"version 1\n"

@@ -1,0 +1,87 @@
+/* restore: an earlier version of a file of a mounted volume, put back (the
+ * daemon makes it a new commit: history only grows). */
+#include "config.h"
+#include "cli/cmd.h"
+#include "cli/mounts.h"
+#include "fs/ctl.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int run_restore(int argc, char **argv);
+
+const struct cmd cmd_restore = {
+	.name = "restore",
+	.run = run_restore,
+	.usage = "peercling restore PATH [--at VERSION]",
+	.summary = "put a file back as it was in an earlier version",
+	.help = "PATH (inside a mount; it may have been deleted since) gets the contents\n"
+		"and mode it had in VERSION: a commit id or a prefix of one, or main~N (N\n"
+		"commits back), as 'git --git-dir STATE/repo.git log' shows them.  Without\n"
+		"--at: the newest earlier version that differs from what PATH holds now\n"
+		"(twice in a row, the second undoes the first).  What PATH held is\n"
+		"committed first, so"
+		" restoring loses nothing; the restore is a commit of its own and\n"
+		"syncs like any edit.\n",
+};
+
+static int run_restore(int argc, char **argv)
+{
+	const char *path = NULL, *rev = "-";
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--at") && i + 1 < argc)
+			rev = argv[++i];
+		else if (argv[i][0] == '-' && argv[i][1])
+			return cmd_usage_error(&cmd_restore, "unknown option %s", argv[i]);
+		else if (path)
+			return cmd_usage_error(&cmd_restore, "restore takes one PATH");
+		else
+			path = argv[i];
+	}
+	if (!path)
+		return cmd_usage_error(&cmd_restore, "restore takes a PATH");
+	if (!*rev || strchr(rev, ' ') || strchr(rev, '\n'))
+		return cmd_usage_error(&cmd_restore, "a VERSION has no spaces");
+	/* PATH may be gone: its directory must be there. */
+	char *a = strdup(path), *b = strdup(path), dir[PATH_MAX];
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return cmd_fail(-ENOMEM, "out of memory");
+	}
+	const char *name = basename(b);
+	int rc = EXIT_OK;
+	struct mount_found m = { 0 };
+	if (!realpath(dirname(a), dir))
+		rc = cmd_fail(-errno, "cannot restore %s", path);
+	else if (!strcmp(name, "/") || !strcmp(name, ".") || !strcmp(name, ".."))
+		rc = cmd_usage_error(&cmd_restore, "PATH names a file");
+	else if ((rc = mounts_find(&m, dir)) != 0)
+		rc = cmd_fail(rc, "cannot restore %s", path);
+	if (rc) {
+		free(a);
+		free(b);
+		return rc;
+	}
+	const char *rel = dir + strlen(m.mountpoint);
+	while (*rel == '/')
+		rel++;
+	char *req = NULL, *reply = NULL;
+	if (asprintf(&req, "restore %s %s%s%s", rev, rel, *rel ? "/" : "", name) < 0) {
+		rc = cmd_fail(-ENOMEM, "out of memory");
+	} else if ((rc = fs_ctl_call(m.state_dir, req, &reply)) != 0) {
+		rc = cmd_fail(rc, "cannot restore %s", path);
+	} else {
+		printf("%s\n", reply);
+	}
+	free(req);
+	free(reply);
+	free(a);
+	free(b);
+	mounts_found_free(&m);
+	return rc;
+}

@@ -1,0 +1,187 @@
+/* restore: an earlier version of one file, brought back by a commit whose
+ * tree is the current one with that file's entry taken from the earlier
+ * version.  A manifest is all a version of a file is, so this copies no
+ * data: the blocks are the old ones, fetched when read.  The commit goes
+ * through fs_commit_and_merge, the path a sync's merge takes, so the working
+ * tree, the journal and the kernel's caches follow as they do for a merge. */
+#include "config.h"
+#include "fs/restore.h"
+#include "core/error.h"
+#include "core/tree.h"
+#include "core/volume.h"
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <git2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct restore {
+	struct fs *fs;
+	const char *rev, *rel;
+	char *gpath; /* rel as the trees spell it */
+	git_oid from; /* the commit the file came from */
+	int changed;
+};
+
+/* *out: the entry at path in commit (NULL when there is none). */
+static int entry_in(git_tree_entry **out, git_repository *repo, const git_oid *commit,
+		    const char *path)
+{
+	git_commit *c = NULL;
+	git_tree *t = NULL;
+	*out = NULL;
+	int rc = git_commit_lookup(&c, repo, commit);
+	if (!rc)
+		rc = git_commit_tree(&t, c);
+	if (!rc) {
+		rc = git_tree_entry_bypath(out, t, path);
+		if (rc == GIT_ENOTFOUND)
+			rc = 0;
+	}
+	git_tree_free(t);
+	git_commit_free(c);
+	return rc ? tree_git_error(rc, "reading a version of the history") : 0;
+}
+
+static int same_entry(const git_tree_entry *a, const git_tree_entry *b)
+{
+	if (!a || !b)
+		return a == b;
+	return git_tree_entry_filemode(a) == git_tree_entry_filemode(b) &&
+	       git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b));
+}
+
+/* The newest commit before local whose version of the file differs from
+ * now's (and has the file). */
+static int previous_version(git_oid *out, struct restore *r, const git_oid *local,
+			    const git_tree_entry *now)
+{
+	git_repository *repo = r->fs->vol->repo;
+	git_revwalk *w = NULL;
+	git_oid id;
+	int rc = git_revwalk_new(&w, repo);
+	if (!rc)
+		/* Children before parents, whatever their clocks said: commits of
+		 * one second are common. */
+		rc = git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+	if (!rc)
+		rc = git_revwalk_push(w, local);
+	if (rc) {
+		git_revwalk_free(w);
+		return tree_git_error(rc, "walking the history");
+	}
+	int found = 0;
+	while (!rc && !found && git_revwalk_next(&id, w) == 0) {
+		git_tree_entry *e = NULL;
+		rc = entry_in(&e, repo, &id, r->gpath);
+		if (!rc && e && !same_entry(e, now)) {
+			*out = id;
+			found = 1;
+		}
+		git_tree_entry_free(e);
+	}
+	git_revwalk_free(w);
+	if (!rc && !found)
+		rc = error_set(-ENODATA, "%s has no earlier version", r->rel);
+	return rc;
+}
+
+static int resolve_rev(git_oid *out, struct restore *r)
+{
+	git_object *o = NULL, *c = NULL;
+	int rc = git_revparse_single(&o, r->fs->vol->repo, r->rev);
+	if (!rc)
+		rc = git_object_peel(&c, o, GIT_OBJECT_COMMIT);
+	if (!rc)
+		*out = *git_object_id(c);
+	git_object_free(c);
+	git_object_free(o);
+	if (rc)
+		return error_set(-EINVAL, "no version '%s' in the history (a commit id, a prefix of "
+					  "one, or main~N)", r->rev);
+	return 0;
+}
+
+/* fs_commit_and_merge's merge step: *out is local plus the restored file.
+ * -ENODATA for "no such version": -ENOENT means "no history" there. */
+static int restore_onto(git_oid *out, const git_oid *local, int has_local, void *p)
+{
+	struct restore *r = p;
+	git_repository *repo = r->fs->vol->repo;
+	if (!has_local)
+		return error_set(-ENODATA, "%s has no earlier version: nothing is committed yet",
+				 r->rel);
+	git_tree_entry *now = NULL, *then = NULL;
+	git_commit *lc = NULL;
+	git_tree *lt = NULL;
+	int rc = entry_in(&now, repo, local, r->gpath);
+	if (!rc)
+		rc = r->rev && *r->rev ? resolve_rev(&r->from, r)
+				       : previous_version(&r->from, r, local, now);
+	if (!rc)
+		rc = entry_in(&then, repo, &r->from, r->gpath);
+	if (!rc && !then)
+		rc = error_set(-ENODATA, "%s did not exist in version %.12s", r->rel,
+			       git_oid_tostr_s(&r->from));
+	if (!rc && git_tree_entry_type(then) != GIT_OBJECT_BLOB)
+		rc = error_set(-EISDIR, "%s is a directory in version %.12s: restore its files",
+			       r->rel, git_oid_tostr_s(&r->from));
+	if (!rc && same_entry(now, then)) {
+		*out = *local; /* it holds that version already */
+		goto done;
+	}
+	if (!rc && ((rc = git_commit_lookup(&lc, repo, local)) || (rc = git_commit_tree(&lt, lc))))
+		rc = tree_git_error(rc, "reading the current version");
+	if (!rc) {
+		git_tree_update up = { GIT_TREE_UPDATE_UPSERT, *git_tree_entry_id(then),
+				       git_tree_entry_filemode(then), r->gpath };
+		git_oid tree;
+		char msg[512];
+		if ((rc = git_tree_create_updated(&tree, repo, lt, 1, &up)))
+			rc = tree_git_error(rc, "making the tree with the restored file");
+		snprintf(msg, sizeof(msg), "restore %s as of %.12s", r->rel,
+			 git_oid_tostr_s(&r->from));
+		if (!rc)
+			rc = tree_commit(out, repo, VOLUME_REF, &tree, local, 1, r->fs->vol->device_id,
+					 msg, 0);
+		r->changed = !rc;
+	}
+done:
+	git_tree_free(lt);
+	git_commit_free(lc);
+	git_tree_entry_free(now);
+	git_tree_entry_free(then);
+	return rc;
+}
+
+int fs_restore(struct fs *fs, const char *rev, const char *rel, char **said)
+{
+	struct restore r = { fs, rev, rel, NULL, { { 0 } }, 0 };
+	git_oid head;
+	int has = 0;
+	*said = NULL;
+	int rc = tree_path_escape(&r.gpath, rel);
+	if (!rc)
+		rc = fs_commit_and_merge(fs, restore_onto, &r, &head, &has);
+	if (rc == -ENODATA)
+		rc = -ENOENT;
+	if (!rc) {
+		git_commit *c = NULL;
+		char date[32] = "?";
+		if (git_commit_lookup(&c, fs->vol->repo, &r.from) == 0) {
+			time_t t = (time_t)git_commit_time(c);
+			struct tm tm;
+			strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
+		}
+		git_commit_free(c);
+		if (asprintf(said, "%s %s %.12s (%s)", rel,
+			     r.changed ? "restored as of" : "is already as of", git_oid_tostr_s(&r.from),
+			     date) < 0)
+			rc = -ENOMEM;
+	}
+	free(r.gpath);
+	return rc;
+}
