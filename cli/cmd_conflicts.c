@@ -10,6 +10,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <git2.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +30,8 @@ const struct cmd cmd_conflicts = {
 	.help = "Lists, under PATH (default: the current directory; inside a mount), every\n"
 		"path that a sync found edited on two devices in ways it could not merge,\n"
 		"with the other version kept beside it as\n"
-		"'NAME (conflict from DEVICE YYYY-MM-DD).EXT'.  Exit status 0 either way.\n",
+		"'NAME (conflict from DEVICE YYYY-MM-DD).EXT'.  Exit status 0 whether or not\n"
+		"there are conflicts.\n",
 };
 
 const struct cmd cmd_resolve = {
@@ -37,12 +40,15 @@ const struct cmd cmd_resolve = {
 	.usage = "peercling resolve PATH --ours|--theirs|--both|--with FILE",
 	.summary = "settle a conflict listed by 'peercling conflicts'",
 	.help = "PATH is the path or one of its conflict copies.\n"
-		"  --ours       keep PATH as it is; remove its conflict copies\n"
-		"  --theirs     the conflict copy replaces PATH (when PATH has several,\n"
-		"               name the copy to keep as PATH)\n"
+		"  --ours       keep this device's version (at the path or in a copy)\n"
+		"  --theirs     keep the other device's version (when several devices left\n"
+		"               copies, name the one to keep as PATH)\n"
 		"  --both       keep both: each copy is renamed\n"
 		"               'NAME (from DEVICE YYYY-MM-DD).EXT' and is a conflict no more\n"
-		"  --with FILE  PATH gets the contents of FILE; its copies are removed\n",
+		"  --with FILE  PATH gets the contents of FILE (a regular file)\n"
+		"The other copies are removed.  A copy named as PATH is the other version:\n"
+		"--theirs puts it in the path's place, --ours removes it; other copies\n"
+		"of the path stay.\n",
 };
 
 /* A conflict copy found in a directory: its name and the name it stands
@@ -89,6 +95,8 @@ static int copies_in(struct copies *out, const char *dir, const char *orig)
 	struct dirent *de;
 	while (!rc && (de = readdir(d))) {
 		struct copy c = { 0 };
+		if (de->d_type == DT_DIR) /* a merge keeps files and links beside */
+			continue;
 		int r = merge_conflict_parse(de->d_name, &c.orig, c.device, c.date);
 		if (r <= 0) {
 			rc = r;
@@ -122,8 +130,8 @@ static int copies_in(struct copies *out, const char *dir, const char *orig)
 	return rc;
 }
 
-/* Lists the conflicts under dir (rel: its path inside the mount, "" at the
- * top), depth first; *count grows by the paths listed. */
+/* Lists the conflicts under dir (rel: how to show it, "" for the current
+ * directory), depth first; *count grows by the paths listed. */
 static int list_dir(const char *dir, const char *rel, size_t *count)
 {
 	struct copies c;
@@ -150,7 +158,8 @@ static int list_dir(const char *dir, const char *rel, size_t *count)
 		if (asprintf(&sub, "%s/%s", dir, de->d_name) < 0 ||
 		    asprintf(&subrel, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0)
 			rc = -ENOMEM;
-		else if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+		else if (de->d_type == DT_DIR ||
+			 (de->d_type == DT_UNKNOWN && lstat(sub, &st) == 0 && S_ISDIR(st.st_mode)))
 			rc = list_dir(sub, subrel, count);
 		free(sub);
 		free(subrel);
@@ -174,12 +183,16 @@ static int run_conflicts(int argc, char **argv)
 		mounts_found_free(&m);
 		return cmd_fail(rc, "cannot list conflicts under %s", path);
 	}
-	const char *rel = real + strlen(m.mountpoint);
-	while (*rel == '/')
-		rel++;
-	size_t count = 0;
-	rc = list_dir(real, rel, &count);
 	mounts_found_free(&m);
+	/* Paths as the user can give them to resolve from here. */
+	char *shown = strdup(strcmp(path, ".") ? path : "");
+	size_t count = 0;
+	if (!shown)
+		return cmd_fail(-ENOMEM, "out of memory");
+	for (size_t n = strlen(shown); n > 1 && shown[n - 1] == '/'; n--)
+		shown[n - 1] = 0;
+	rc = list_dir(real, shown, &count);
+	free(shown);
 	if (rc)
 		return cmd_fail(rc, "cannot list conflicts under %s", path);
 	if (!count)
@@ -193,16 +206,37 @@ static int run_conflicts(int argc, char **argv)
 
 /* ---- resolve ----------------------------------------------------------- */
 
+/* This device's id as conflict names carry it (8 characters), from the
+ * volume's config; "" when it cannot be read. */
+static void my_device(const char *state_dir, char out[9])
+{
+	git_config *cfg = NULL;
+	git_buf b = { 0 };
+	char *path = NULL;
+	out[0] = 0;
+	if (asprintf(&path, "%s/config", state_dir) >= 0 &&
+	    git_config_open_ondisk(&cfg, path) == 0 &&
+	    git_config_get_string_buf(&b, cfg, "device.id") == 0 && b.ptr)
+		snprintf(out, 9, "%s", b.ptr);
+	git_buf_dispose(&b);
+	git_config_free(cfg);
+	free(path);
+}
+
 /* Copies FILE's contents over target: written beside it, then renamed, so
  * target is either the old or the new contents, never half. */
 static int replace_with(const char *target, const char *file)
 {
 	char *tmp = NULL;
 	char buf[65536];
-	struct stat st;
-	int in = open(file, O_RDONLY | O_CLOEXEC);
+	struct stat st, in_st;
+	int in = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (in < 0)
 		return cmd_fail(-errno, "cannot read %s", file);
+	if (fstat(in, &in_st) != 0 || !S_ISREG(in_st.st_mode)) {
+		close(in);
+		return cmd_fail(-EINVAL, "cannot use %s: not a regular file", file);
+	}
 	mode_t mode = stat(target, &st) == 0 ? st.st_mode & 07777 : 0644;
 	const char *slash = strrchr(target, '/');
 	if (asprintf(&tmp, "%.*s.peercling-resolve-%d", slash ? (int)(slash - target + 1) : 0,
@@ -210,8 +244,8 @@ static int replace_with(const char *target, const char *file)
 		close(in);
 		return cmd_fail(-ENOMEM, "out of memory");
 	}
-	int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	int rc = out < 0 ? -errno : 0;
+	int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int rc = out < 0 ? -errno : 0, reading = 0;
 	ssize_t n = 0;
 	while (!rc && (n = read(in, buf, sizeof(buf))) > 0)
 		for (ssize_t done = 0; !rc && done < n;) {
@@ -222,6 +256,9 @@ static int replace_with(const char *target, const char *file)
 				done += w;
 		}
 	if (!rc && n < 0)
+		rc = -errno, reading = 1;
+	/* The path keeps its mode, whatever the umask. */
+	if (!rc && fchmod(out, mode) != 0)
 		rc = -errno;
 	if (out >= 0 && close(out) != 0 && !rc)
 		rc = -errno;
@@ -231,153 +268,217 @@ static int replace_with(const char *target, const char *file)
 	if (rc && out >= 0)
 		unlink(tmp);
 	free(tmp);
-	return rc ? cmd_fail(rc, "cannot write %s", target) : EXIT_OK;
+	if (rc)
+		return reading ? cmd_fail(rc, "cannot read %s", file)
+			       : cmd_fail(rc, "cannot write %s", target);
+	return EXIT_OK;
 }
 
-enum how { OURS, THEIRS, BOTH, WITH };
+/* What becomes of a path and its copies. */
+enum settle { KEEP, TAKE, BOTH, WITH };
 
-static int settle(const char *dir, const char *orig, struct copies *c, enum how how,
-		  const char *with)
+/* dir: the real directory; c: the copies to settle (TAKE: c->v[take] goes
+ * in the path's place, the others go). */
+static int settle(const char *dir, const char *orig, struct copies *c, enum settle how,
+		  size_t take, const char *with)
 {
 	char *target = NULL;
+	struct stat st;
 	if (asprintf(&target, "%s/%s", dir, orig) < 0)
 		return cmd_fail(-ENOMEM, "out of memory");
 	int rc = EXIT_OK;
-	if (how == THEIRS) {
+	/* Removing the copies of a path that is gone would lose the last
+	 * version. */
+	if ((how == KEEP || how == WITH) && lstat(target, &st) != 0 && errno == ENOENT) {
+		if (how == KEEP)
+			rc = cmd_fail(0, "%s no longer exists: its conflict copies are all that is "
+					 "left (keep one with --theirs, or remove them yourself)",
+				      orig);
+	}
+	if (rc == EXIT_OK && how == WITH)
+		rc = replace_with(target, with);
+	if (rc == EXIT_OK && how == TAKE) {
 		char *from = NULL;
-		if (asprintf(&from, "%s/%s", dir, c->v[0].name) < 0)
+		if (asprintf(&from, "%s/%s", dir, c->v[take].name) < 0)
 			rc = cmd_fail(-ENOMEM, "out of memory");
 		else if (rename(from, target) != 0)
-			rc = cmd_fail(-errno, "cannot put %s in place of %s", c->v[0].name, orig);
+			rc = cmd_fail(-errno, "cannot put %s in place of %s", c->v[take].name, orig);
 		else
 			printf("%s: the version from device %s (%s) replaces it\n", orig,
-			       c->v[0].device, c->v[0].date);
+			       c->v[take].device, c->v[take].date);
 		free(from);
-		free(target);
-		return rc;
 	}
-	if (how == WITH && (rc = replace_with(target, with)) != EXIT_OK) {
-		free(target);
-		return rc;
-	}
+	size_t done = 0;
 	for (size_t i = 0; i < c->n && rc == EXIT_OK; i++) {
 		char *from = NULL, *to = NULL;
+		if (how == TAKE && i == take)
+			continue;
 		if (asprintf(&from, "%s/%s", dir, c->v[i].name) < 0) {
 			rc = cmd_fail(-ENOMEM, "out of memory");
 		} else if (how != BOTH) {
 			if (unlink(from) != 0)
-				rc = cmd_fail(-errno, "cannot remove %s", c->v[i].name);
+				rc = cmd_fail(-errno, "cannot remove %s (%zu of its copies removed "
+						      "already)", c->v[i].name, done);
 		} else {
-			/* The copy's name without "conflict": the same place in
-			 * the name, so it sorts beside the path still. */
-			const char *mark = strstr(c->v[i].name, " (conflict from ");
-			for (const char *next = mark; next; next = strstr(next + 1, " (conflict from "))
-				mark = next;
-			if (asprintf(&to, "%s/%.*s (from%s", dir, (int)(mark - c->v[i].name),
-				     c->v[i].name, mark + strlen(" (conflict from") ) < 0)
+			/* The copy's name without "conflict", in the same
+			 * place, so that it still sorts beside the path. */
+			const char *ext = strrchr(c->v[i].name, ')') + 1;
+			size_t stem = strlen(orig) - strlen(ext);
+			if (asprintf(&to, "%s/%.*s (from %s %s)%s", dir, (int)stem, orig, c->v[i].device,
+				     c->v[i].date, ext) < 0)
 				rc = cmd_fail(-ENOMEM, "out of memory");
-			else if (access(to, F_OK) == 0)
-				rc = cmd_fail(-EEXIST, "cannot rename %s", c->v[i].name);
-			else if (rename(from, to) != 0)
+			else if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) != 0)
 				rc = cmd_fail(-errno, "cannot rename %s", c->v[i].name);
 			else
 				printf("%s: kept as %s\n", c->v[i].name, strrchr(to, '/') + 1);
 		}
+		done += rc == EXIT_OK;
 		free(from);
 		free(to);
 	}
-	if (rc == EXIT_OK && how != BOTH)
+	if (rc == EXIT_OK && how != BOTH && done)
 		printf("%s: %s; %zu conflict cop%s removed\n", orig,
-		       how == OURS ? "kept as it is" : "contents replaced", c->n,
-		       c->n == 1 ? "y" : "ies");
+		       how == WITH ? "contents replaced" : how == KEEP ? "kept as it is" : "settled",
+		       done, done == 1 ? "y" : "ies");
 	free(target);
 	return rc;
+}
+
+enum choice { OURS, THEIRS, BOTH_CHOICE, WITH_CHOICE };
+
+/* --ours and --theirs mean this device's version and the other's, as in
+ * git; the merge may have kept either at the path.  A copy named by the
+ * user is "theirs" against the path. */
+static int decide(const struct copies *c, int named_copy, enum choice choice, const char *me,
+		  const char *path, enum settle *how, size_t *take)
+{
+	*take = 0;
+	if (choice == BOTH_CHOICE || choice == WITH_CHOICE) {
+		*how = choice == BOTH_CHOICE ? BOTH : WITH;
+		return EXIT_OK;
+	}
+	size_t mine = c->n;
+	for (size_t i = 0; !named_copy && *me && i < c->n; i++)
+		if (!strcmp(c->v[i].device, me))
+			mine = i;
+	if (choice == OURS) {
+		*how = mine < c->n ? TAKE : KEEP;
+		*take = mine;
+		return EXIT_OK;
+	}
+	if (mine < c->n && c->n == 1) { /* the copy is ours: theirs is the path */
+		*how = KEEP;
+		return EXIT_OK;
+	}
+	if (c->n - (mine < c->n) != 1) {
+		fprintf(stderr, "peercling: %s has %zu conflict copies from other devices; name the "
+				"one to keep:\n", path, c->n - (mine < c->n));
+		for (size_t i = 0; i < c->n; i++)
+			fprintf(stderr, "\t%s\n", c->v[i].name);
+		return EXIT_FAIL;
+	}
+	*how = TAKE;
+	*take = mine == 0 && c->n > 1 ? 1 : 0;
+	return EXIT_OK;
 }
 
 static int run_resolve(int argc, char **argv)
 {
 	const char *path = NULL, *with = NULL;
-	int how = -1, hows = 0;
+	int choice = -1, choices = 0;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--ours"))
-			how = OURS, hows++;
-		else if (!strcmp(argv[i], "--theirs"))
-			how = THEIRS, hows++;
-		else if (!strcmp(argv[i], "--both"))
-			how = BOTH, hows++;
-		else if (!strcmp(argv[i], "--with") && i + 1 < argc)
-			how = WITH, hows++, with = argv[++i];
-		else if (argv[i][0] == '-' && argv[i][1])
+		if (!strcmp(argv[i], "--ours")) {
+			choice = OURS;
+			choices++;
+		} else if (!strcmp(argv[i], "--theirs")) {
+			choice = THEIRS;
+			choices++;
+		} else if (!strcmp(argv[i], "--both")) {
+			choice = BOTH_CHOICE;
+			choices++;
+		} else if (!strcmp(argv[i], "--with")) {
+			if (i + 1 == argc)
+				return cmd_usage_error(&cmd_resolve, "--with needs a FILE");
+			choice = WITH_CHOICE;
+			choices++;
+			with = argv[++i];
+		} else if (argv[i][0] == '-' && argv[i][1]) {
 			return cmd_usage_error(&cmd_resolve, "unknown option %s", argv[i]);
-		else if (path)
+		} else if (path) {
 			return cmd_usage_error(&cmd_resolve, "resolve takes one PATH");
-		else
-			path = argv[i];
-	}
-	if (!path || hows != 1)
-		return cmd_usage_error(&cmd_resolve, "resolve takes a PATH and one of --ours, "
-						     "--theirs, --both, --with FILE");
-	struct mount_found m;
-	int rc = mounts_find(&m, path);
-	if (rc)
-		return cmd_fail(rc, "cannot resolve %s", path);
-	mounts_found_free(&m);
-
-	/* The directory and the name: PATH need not exist (its copy may be
-	 * all that is left of it). */
-	char *copy_of_path = strdup(path), *dir, *name;
-	if (!copy_of_path)
-		return cmd_fail(-ENOMEM, "out of memory");
-	char *slash = strrchr(copy_of_path, '/');
-	if (slash) {
-		*slash = 0;
-		dir = *copy_of_path ? copy_of_path : "/";
-		name = slash + 1;
-	} else {
-		dir = ".";
-		name = copy_of_path;
-	}
-	struct copies c = { 0 };
-	char *orig = NULL, dev[9], date[11];
-	int is_copy = merge_conflict_parse(name, &orig, dev, date);
-	if (is_copy < 0)
-		rc = cmd_fail(is_copy, "out of memory");
-	else if ((rc = copies_in(&c, dir, is_copy ? orig : name)) != 0)
-		rc = cmd_fail(rc, "cannot read the directory %s", dir);
-	if (!rc && is_copy) {
-		/* Just this copy, as the user named it. */
-		size_t k = 0;
-		while (k < c.n && strcmp(c.v[k].name, name))
-			k++;
-		if (k == c.n) {
-			rc = cmd_fail(-ENOENT, "cannot resolve %s", path);
 		} else {
-			struct copy keep = c.v[k];
-			c.v[k] = c.v[0];
-			c.v[0] = keep;
-			for (size_t i = 1; i < c.n; i++) {
-				free(c.v[i].name);
-				free(c.v[i].orig);
-			}
-			c.n = 1;
+			path = argv[i];
 		}
 	}
-	if (!rc && !c.n) {
-		fprintf(stderr, "peercling: %s has no conflict copy ('peercling conflicts' lists "
-				"them)\n",
-			path);
-		rc = EXIT_FAIL;
-	} else if (!rc && how == THEIRS && c.n > 1) {
-		fprintf(stderr, "peercling: %s has %zu conflict copies; name the one to keep:\n", path,
-			c.n);
-		for (size_t i = 0; i < c.n; i++)
-			fprintf(stderr, "\t%s/%s\n", dir, c.v[i].name);
-		rc = EXIT_FAIL;
-	} else if (!rc) {
-		rc = settle(dir, is_copy ? orig : name, &c, (enum how)how, with);
+	if (!path || choices != 1)
+		return cmd_usage_error(&cmd_resolve, "resolve takes a PATH and one of --ours, "
+						     "--theirs, --both, --with FILE");
+	/* The real directory (the path itself may be gone, or a symlink in
+	 * conflict) and the name in it. */
+	char *a = strdup(path), *b = strdup(path), dir[PATH_MAX];
+	if (!a || !b) {
+		free(a);
+		free(b);
+		return cmd_fail(-ENOMEM, "out of memory");
 	}
+	const char *name = basename(b);
+	struct mount_found m = { 0 };
+	int rc = EXIT_OK, err;
+	if (!strcmp(name, "/") || !strcmp(name, ".") || !strcmp(name, ".."))
+		rc = cmd_usage_error(&cmd_resolve, "PATH names a file");
+	else if (!realpath(dirname(a), dir))
+		rc = cmd_fail(-errno, "cannot resolve %s", path);
+	else if ((err = mounts_find(&m, dir)) != 0)
+		rc = cmd_fail(err, "cannot resolve %s", path);
+	char me[9] = "";
+	if (rc == EXIT_OK)
+		my_device(m.state_dir, me);
+	mounts_found_free(&m);
+	struct copies c = { 0 };
+	char *orig = NULL, dev[9], date[11];
+	int named_copy = 0;
+	if (rc == EXIT_OK) {
+		/* A copy edited apart on two devices has copies of its own: it
+		 * is a path then, as 'conflicts' lists it. */
+		if ((err = copies_in(&c, dir, name)) != 0)
+			rc = cmd_fail(err, "cannot read the directory %s", dir);
+		else if (!c.n && (err = merge_conflict_parse(name, &orig, dev, date)) < 0)
+			rc = cmd_fail(err, "out of memory");
+		else if (!c.n && err == 1)
+			named_copy = 1;
+	}
+	if (rc == EXIT_OK && named_copy) {
+		if ((err = copies_in(&c, dir, orig)) != 0) {
+			rc = cmd_fail(err, "cannot read the directory %s", dir);
+		} else {
+			size_t k = 0;
+			while (k < c.n && strcmp(c.v[k].name, name))
+				k++;
+			if (k == c.n) {
+				rc = cmd_fail(-ENOENT, "cannot resolve %s", path);
+			} else { /* just this copy, as the user named it */
+				struct copy keep = c.v[k];
+				c.v[k] = c.v[0];
+				c.v[0] = keep;
+				for (size_t i = 1; i < c.n; i++) {
+					free(c.v[i].name);
+					free(c.v[i].orig);
+				}
+				c.n = 1;
+			}
+		}
+	}
+	enum settle how = KEEP;
+	size_t take = 0;
+	if (rc == EXIT_OK && !c.n)
+		rc = cmd_fail(0, "%s has no conflict copy ('peercling conflicts' lists them)", path);
+	else if (rc == EXIT_OK)
+		rc = decide(&c, named_copy, (enum choice)choice, me, path, &how, &take);
+	if (rc == EXIT_OK)
+		rc = settle(dir, named_copy ? orig : name, &c, how, take, with);
 	copies_free(&c);
 	free(orig);
-	free(copy_of_path);
+	free(a);
+	free(b);
 	return rc;
 }

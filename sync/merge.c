@@ -120,6 +120,7 @@ int merge_conflict_name(char **out, const char *path, const char *device, int64_
 int merge_conflict_parse(const char *name, char **orig, char device[9], char date[11])
 {
 	static const char mark[] = " (conflict from ";
+	*orig = NULL;
 	const char *at = strstr(name, mark);
 	/* The last one: a name may carry an older conflict name inside. */
 	for (const char *next = at; next; next = strstr(next + 1, mark))

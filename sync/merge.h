@@ -31,7 +31,7 @@ int merge_conflict_name(char **out, const char *path, const char *device, int64_
 /* The other way: 1 when name (one path component) is a conflict name, with
  * *orig the name it stands beside (malloc'd) and device (up to 8
  * characters) and date ("YYYY-MM-DD") copied into their buffers; 0 when it
- * is not one; -ENOMEM. */
+ * is not one; -ENOMEM.  *orig is NULL unless 1. */
 int merge_conflict_parse(const char *name, char **orig, char device[9], char date[11]);
 
 #endif

@@ -724,11 +724,12 @@ def conflict_copy(d, name):
 
 def test_conflicts_are_listed_and_resolved_the_four_ways(devices, tmp_path):
     """Five paths edited apart on two devices: 'peercling conflicts' lists
-    them with their copies; 'resolve' keeps ours, takes theirs (named by
-    its path or by its copy), keeps both, or takes a third file; the
-    resolutions sync like any edit."""
+    them with their copies; 'resolve' keeps this device's version or the
+    other's (wherever the merge put them), takes a copy named by the user,
+    keeps both, or takes a third file; the resolutions sync like any
+    edit."""
     (a, b), _, _ = devices(2)
-    names = ["ours.txt", "theirs.txt", "both.txt", "with.txt", "sub/deep.bin"]
+    names = ["ours.txt", "theirs.txt", "both.txt", "with.txt", "sub/deep.bin", "gone.txt"]
     os.makedirs(a.mp / "sub")
     for n in names:
         write_file(a.mp / n, b"base\n")
@@ -743,19 +744,19 @@ def test_conflicts_are_listed_and_resolved_the_four_ways(devices, tmp_path):
     out = check(a.pc("conflicts", a.mp)).stdout
     for n in names:
         assert n + "\n" in out, out
-    assert "5 paths with conflict copies" in out, out
+    assert "6 paths with conflict copies" in out, out
     sub = check(a.pc("conflicts", a.mp / "sub")).stdout
     assert "sub/deep.bin\n" in sub and "ours.txt" not in sub, sub
 
-    kept = read_file(a.mp / "ours.txt")
+    # Ours is a's edit, theirs b's, whichever the merge kept at the path.
     check(a.pc("resolve", a.mp / "ours.txt", "--ours"))
-    assert read_file(a.mp / "ours.txt") == kept
+    assert read_file(a.mp / "ours.txt") == b"from a: ours.txt\n"
     assert not [n for n in os.listdir(a.mp) if n.startswith("ours (conflict")]
 
     copy = conflict_copy(a.mp, "theirs.txt")
-    theirs = read_file(a.mp / copy)
     check(a.pc("resolve", a.mp / "theirs.txt", "--theirs"))
-    assert read_file(a.mp / "theirs.txt") == theirs and not os.path.exists(a.mp / copy)
+    assert read_file(a.mp / "theirs.txt") == b"from b: theirs.txt\n"
+    assert not os.path.exists(a.mp / copy)
 
     copy = conflict_copy(a.mp, "both.txt")
     both = (read_file(a.mp / "both.txt"), read_file(a.mp / copy))
@@ -766,8 +767,17 @@ def test_conflicts_are_listed_and_resolved_the_four_ways(devices, tmp_path):
 
     mine = tmp_path / "merged by hand.txt"
     mine.write_bytes(b"merged by hand\n")
-    check(a.pc("resolve", a.mp / "with.txt", "--with", mine))
+    check(a.pc("resolve", "with.txt", "--with", mine, cwd=a.mp))   # relative, from inside
     assert read_file(a.mp / "with.txt") == b"merged by hand\n"
+
+    # The path deleted since: its copy is all that is left, and stays.
+    copy = conflict_copy(a.mp, "gone.txt")
+    left = read_file(a.mp / copy)
+    os.unlink(a.mp / "gone.txt")
+    p = a.pc("resolve", a.mp / copy, "--ours")
+    assert p.returncode == 1 and "no longer exists" in p.stderr, p.stderr
+    check(a.pc("resolve", a.mp / copy, "--theirs"))
+    assert read_file(a.mp / "gone.txt") == left
 
     copy = conflict_copy(a.mp / "sub", "deep.bin")
     theirs = read_file(a.mp / "sub" / copy)
@@ -789,7 +799,8 @@ def test_conflicts_are_listed_and_resolved_the_four_ways(devices, tmp_path):
     a.sync()
     b.sync()
     assert sorted(os.listdir(b.mp)) == sorted(os.listdir(a.mp))
-    for n in ["ours.txt", "theirs.txt", "both.txt", renamed, "with.txt", "sub/deep.bin"]:
+    for n in ["ours.txt", "theirs.txt", "both.txt", renamed, "with.txt", "sub/deep.bin",
+              "gone.txt"]:
         assert read_file(b.mp / n) == read_file(a.mp / n), n
     assert check(b.pc("conflicts", b.mp)).stdout == "no conflicts\n"
 
