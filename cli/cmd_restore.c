@@ -19,14 +19,14 @@ const struct cmd cmd_restore = {
 	.run = run_restore,
 	.usage = "peercling restore PATH [--at VERSION]",
 	.summary = "put a file back as it was in an earlier version",
-	.help = "PATH (inside a mount; it may have been deleted since) gets the contents\n"
-		"and mode it had in VERSION: a commit id or a prefix of one, or main~N (N\n"
-		"commits back), as 'git --git-dir STATE/repo.git log' shows them.  Without\n"
-		"--at: the newest earlier version that differs from what PATH holds now\n"
-		"(twice in a row, the second undoes the first).  What PATH held is\n"
-		"committed first, so"
-		" restoring loses nothing; the restore is a commit of its own and\n"
-		"syncs like any edit.\n",
+	.help = "PATH (inside a mount; it may have been deleted since, its directory\n"
+		"not) gets the contents, mode and modification time it had in VERSION: a\n"
+		"commit id or a prefix of one, or main~N (N commits back along this\n"
+		"device's line), as 'git --git-dir STATE/repo.git log' shows them.\n"
+		"Without --at: the newest earlier version, along that line, that differs\n"
+		"from what PATH holds now.  What PATH held is committed first, so\n"
+		"restoring loses nothing; the restore is a commit of its own and syncs\n"
+		"like any edit.  A file open in some program is refused: close it first.\n",
 };
 
 static int run_restore(int argc, char **argv)
@@ -44,6 +44,8 @@ static int run_restore(int argc, char **argv)
 	}
 	if (!path)
 		return cmd_usage_error(&cmd_restore, "restore takes a PATH");
+	if (strpbrk(path, "\r\n")) /* the control socket speaks in lines */
+		return cmd_fail(-EINVAL, "cannot restore a path with a line break in its name");
 	if (!*rev || strchr(rev, ' ') || strchr(rev, '\n'))
 		return cmd_usage_error(&cmd_restore, "a VERSION has no spaces");
 	/* PATH may be gone: its directory must be there. */

@@ -341,7 +341,7 @@ int tree_commit(git_oid *out, git_repository *repo, const char *ref, const git_o
 			rc = tree_git_error(rc, "tree: creating a commit");
 		parents_free(pc, nparents);
 	}
-	if (!rc)
+	if (!rc && ref)
 		rc = move_ref(repo, ref, out);
 	git_tree_free(t);
 	git_signature_free(sig);

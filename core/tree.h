@@ -31,8 +31,9 @@ typedef int (*tree_walk_cb)(const char *path, uint32_t git_mode, const git_oid *
 			    void *payload);
 int tree_walk(git_repository *repo, const git_oid *tree, tree_walk_cb cb, void *payload);
 
-/* Commits tree with the given parents (0, 1 or 2) and moves ref to it.
- * Author and committer are "peercling DEVICE"; when_sec 0 means now. */
+/* Commits tree with the given parents (0, 1 or 2) and moves ref to it (ref
+ * NULL: the caller moves it).  Author and committer are "peercling
+ * DEVICE"; when_sec 0 means now. */
 int tree_commit(git_oid *out, git_repository *repo, const char *ref, const git_oid *tree,
 		const git_oid *parents, size_t nparents, const char *device,
 		const char *message, int64_t when_sec);

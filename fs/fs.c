@@ -117,6 +117,12 @@ static struct fs_inode *find_path(struct fs *fs, const char *path)
 	return fs_table_lookup(fs->table, dir, name);
 }
 
+int fs_path_busy(struct fs *fs, const char *path)
+{
+	struct fs_inode *n = find_path(fs, path);
+	return n && (n->open_count || n->ov);
+}
+
 /* Takes n and everything below it out of the tree.  Inodes the kernel
  * still knows or that are open stay allocated (unlinked) until their last
  * forget or release, exactly as after unlink(2). */
@@ -1515,6 +1521,8 @@ int fs_commit_and_merge(void *wt,
 		} else if (!rc && (!fs->has_head || !git_oid_equal(&merged, &fs->head))) {
 			rc = apply_head(fs, fs->has_head ? &fs->head : NULL, &merged, &inv);
 			git_reference *ref = NULL;
+			if (!rc) /* the objects before the ref that names them */
+				rc = sync_repo(fs);
 			if (!rc && git_reference_create(&ref, fs->vol->repo, VOLUME_REF, &merged, 1,
 							"peercling merge") < 0)
 				rc = tree_git_error(-1, "moving the branch to the merge");

@@ -103,6 +103,11 @@ void fs_dir_touch(struct fs_inode *dir);
 int fs_create_node(struct fs *fs, struct fs_inode *dir, const char *name, mode_t mode,
 		   const char *target, struct fs_inode **out);
 
+/* With fs->lock held: 1 when the file at path (in the mount) is open or
+ * holds written data not cut into blocks yet: changing it behind its
+ * writer's back would be undone by the writer's next flush. */
+int fs_path_busy(struct fs *fs, const char *path);
+
 /* The working tree side of a sync (struct sync_worktree's commit_and_merge,
  * with wt a struct fs): commit, merge, take in the result. */
 int fs_commit_and_merge(void *wt,

@@ -86,6 +86,14 @@ static double since(const struct timespec *t)
 /* Commits once changes have rested for idle_seconds, or at the latest
  * max_seconds after the first uncommitted change: a dozen saves a second
  * make one commit, not a dozen. */
+static void inval_kernel(void *se, const struct fs_inval *w)
+{
+	if (w->name)
+		fuse_lowlevel_notify_inval_entry(se, w->parent, w->name, strlen(w->name));
+	if (w->ino)
+		fuse_lowlevel_notify_inval_inode(se, w->ino, 0, 0);
+}
+
 static void *idle_main(void *arg)
 {
 	struct daemon *d = arg;
@@ -266,6 +274,9 @@ static int serve(const struct fs_mount_opts *o, int notify)
 		goto fail;
 	}
 	mounted = 1;
+	/* Merges and restores change files behind the kernel's back. */
+	d.fs->inval = inval_kernel;
+	d.fs->inval_payload = d.se;
 	struct fs_ctl_hooks hooks = { 0 };
 	if (fs_syncer_start(&d.syncer, d.fs, d.se) == 0)
 		fs_syncer_hooks(d.syncer, &hooks);
@@ -322,6 +333,8 @@ fail:
 		fs_flush_all(d.fs);
 	/* After the unmount: the final round commits and uploads everything. */
 	fs_syncer_stop(d.syncer, mounted && !rc);
+	if (d.fs)
+		d.fs->inval = NULL; /* no thread left that merges */
 	if (d.se) {
 		fuse_remove_signal_handlers(d.se);
 		fuse_session_destroy(d.se);

@@ -54,36 +54,40 @@ static int same_entry(const git_tree_entry *a, const git_tree_entry *b)
 	       git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b));
 }
 
-/* The newest commit before local whose version of the file differs from
- * now's (and has the file). */
+/* The newest commit before local, down the first parents (this device's
+ * line: children before parents, whatever the clocks said, and no sorting
+ * of the whole history), whose version of the file differs from now's and
+ * has the file. */
+#define WALK_MAX 100000
+
 static int previous_version(git_oid *out, struct restore *r, const git_oid *local,
 			    const git_tree_entry *now)
 {
 	git_repository *repo = r->fs->vol->repo;
-	git_revwalk *w = NULL;
-	git_oid id;
-	int rc = git_revwalk_new(&w, repo);
-	if (!rc)
-		/* Children before parents, whatever their clocks said: commits of
-		 * one second are common. */
-		rc = git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
-	if (!rc)
-		rc = git_revwalk_push(w, local);
-	if (rc) {
-		git_revwalk_free(w);
-		return tree_git_error(rc, "walking the history");
-	}
-	int found = 0;
-	while (!rc && !found && git_revwalk_next(&id, w) == 0) {
+	git_oid id = *local;
+	int rc = 0, found = 0;
+	for (int steps = 0; !rc && !found && steps < WALK_MAX; steps++) {
 		git_tree_entry *e = NULL;
+		git_commit *c = NULL;
 		rc = entry_in(&e, repo, &id, r->gpath);
 		if (!rc && e && !same_entry(e, now)) {
 			*out = id;
 			found = 1;
 		}
 		git_tree_entry_free(e);
+		if (rc || found)
+			break;
+		if ((rc = git_commit_lookup(&c, repo, &id)) != 0) {
+			rc = tree_git_error(rc, "walking the history");
+			break;
+		}
+		if (git_commit_parentcount(c) == 0) {
+			git_commit_free(c);
+			break;
+		}
+		id = *git_commit_parent_id(c, 0);
+		git_commit_free(c);
 	}
-	git_revwalk_free(w);
 	if (!rc && !found)
 		rc = error_set(-ENODATA, "%s has no earlier version", r->rel);
 	return rc;
@@ -117,6 +121,10 @@ static int restore_onto(git_oid *out, const git_oid *local, int has_local, void 
 	git_tree_entry *now = NULL, *then = NULL;
 	git_commit *lc = NULL;
 	git_tree *lt = NULL;
+	/* (fs->lock is held here) */
+	if (fs_path_busy(r->fs, r->rel))
+		return error_set(-EBUSY, "%s is open, or has writes not flushed yet: close it "
+					 "first", r->rel);
 	int rc = entry_in(&now, repo, local, r->gpath);
 	if (!rc)
 		rc = r->rev && *r->rev ? resolve_rev(&r->from, r)
@@ -145,8 +153,8 @@ static int restore_onto(git_oid *out, const git_oid *local, int has_local, void 
 		snprintf(msg, sizeof(msg), "restore %s as of %.12s", r->rel,
 			 git_oid_tostr_s(&r->from));
 		if (!rc)
-			rc = tree_commit(out, repo, VOLUME_REF, &tree, local, 1, r->fs->vol->device_id,
-					 msg, 0);
+			rc = tree_commit(out, repo, NULL, &tree, local, 1, r->fs->vol->device_id,
+					 msg, 0); /* the ref moves once the tree is taken in */
 		r->changed = !rc;
 	}
 done:
@@ -154,7 +162,9 @@ done:
 	git_commit_free(lc);
 	git_tree_entry_free(now);
 	git_tree_entry_free(then);
-	return rc;
+	/* A missing object is damage here, not "no history" as -ENOENT
+	 * would tell fs_commit_and_merge. */
+	return rc == -ENOENT ? -EIO : rc;
 }
 
 int fs_restore(struct fs *fs, const char *rev, const char *rel, char **said)
@@ -179,8 +189,10 @@ int fs_restore(struct fs *fs, const char *rev, const char *rel, char **said)
 		git_commit_free(c);
 		if (asprintf(said, "%s %s %.12s (%s)", rel,
 			     r.changed ? "restored as of" : "is already as of", git_oid_tostr_s(&r.from),
-			     date) < 0)
+			     date) < 0) {
+			*said = NULL;
 			rc = -ENOMEM;
+		}
 	}
 	free(r.gpath);
 	return rc;

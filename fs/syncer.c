@@ -59,15 +59,6 @@ static void note_progress(void *p, uint64_t done, uint64_t total)
 		s->progress(s->progress_p, done, total);
 }
 
-static void inval(void *payload, const struct fs_inval *w)
-{
-	struct fs_syncer *s = payload;
-	if (w->name)
-		fuse_lowlevel_notify_inval_entry(s->se, w->parent, w->name, strlen(w->name));
-	if (w->ino)
-		fuse_lowlevel_notify_inval_inode(s->se, w->ino, 0, 0);
-}
-
 static int transport_error(int rc)
 {
 	return rc == -ETIMEDOUT || rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -EIO ||
@@ -222,8 +213,6 @@ int fs_syncer_start(struct fs_syncer **out, struct fs *fs, struct fuse_session *
 	}
 	struct fetch_source src = cloud_block_source(s->cloud);
 	fetch_add_source(fs->vol->fetch, &src);
-	fs->inval = inval;
-	fs->inval_payload = s;
 	if (s->interval > 0 && pthread_create(&s->thread, NULL, sync_main, s) == 0)
 		s->running = 1;
 	*out = s;
@@ -240,7 +229,6 @@ void fs_syncer_stop(struct fs_syncer *s, int final)
 	pthread_mutex_unlock(&s->lock);
 	if (s->running)
 		pthread_join(s->thread, NULL);
-	s->fs->inval = NULL;
 	if (final && s->reachable) {
 		struct sync_report rep;
 		if (run_round(s, &rep, NULL, NULL) != 0)

@@ -837,6 +837,23 @@ def test_an_earlier_version_is_restored_and_nothing_is_lost(devices):
     check(a.pc("restore", f))
     assert read_file(f) == b"version 1\n"
 
+    # A file some program holds open is left alone.
+    with open(f, "rb"):
+        p = a.pc("restore", f, "--at", first)
+    assert p.returncode == 1 and "close it first" in p.stderr, p.stderr
+    # A name the history spells escaped, in a directory, executable.
+    odd = a.mp / "d" / "%odd.sh"
+    os.makedirs(odd.parent)
+    write_file(odd, b"#!/bin/sh\necho 1\n")
+    os.chmod(odd, 0o755)
+    a.sync()
+    write_file(odd, b"#!/bin/sh\necho 2\n")
+    os.chmod(odd, 0o644)
+    a.sync()
+    check(a.pc("restore", odd))
+    assert read_file(odd) == b"#!/bin/sh\necho 1\n"
+    assert os.stat(odd).st_mode & 0o777 == 0o755
+
     p = a.pc("restore", a.mp / "never.txt")
     assert p.returncode == 1 and "no earlier version" in p.stderr, p.stderr
     p = a.pc("restore", f, "--at", "nosuchversion")
@@ -847,3 +864,4 @@ def test_an_earlier_version_is_restored_and_nothing_is_lost(devices):
     a.sync()
     b.sync()
     assert read_file(b.mp / "doc.txt") == b"version 1\n"
+    assert read_file(b.mp / "d" / "%odd.sh") == b"#!/bin/sh\necho 1\n"
