@@ -831,6 +831,14 @@ def test_an_earlier_version_is_restored_and_nothing_is_lost(devices):
     assert "is already as of" in out, out
     log = a.vol.git("log", "--format=%s", "-n", "3").stdout
     assert log.count("restore doc.txt as of") == 3, log
+    # peercling log: the versions of the file, newest first, with the ids
+    # restore takes.
+    lines = check(a.pc("log", f)).stdout.splitlines()
+    assert [ln.split(":")[-1].strip() for ln in lines] == \
+        ["changed"] * 5 + ["added"], lines
+    assert lines[0].split()[0] in a.vol.git("rev-parse", "main").stdout
+    assert lines[-1].split()[0] == first[:12], (lines, first)
+    assert len(check(a.pc("log", a.mp, "-n", "2")).stdout.splitlines()) == 2
 
     os.unlink(f)
     a.sync()
