@@ -18,7 +18,7 @@ struct cmd {
 };
 
 extern const struct cmd cmd_init, cmd_clone, cmd_key, cmd_status, cmd_mount, cmd_umount, cmd_sync,
-	cmd_pin, cmd_unpin, cmd_log, cmd_restore, cmd_conflicts, cmd_resolve;
+	cmd_pin, cmd_unpin, cmd_log, cmd_diff, cmd_restore, cmd_conflicts, cmd_resolve;
 
 const struct cmd *cmd_find(const char *name);
 void cmd_print_help(const struct cmd *c, FILE *out);

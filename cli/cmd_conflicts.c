@@ -172,6 +172,8 @@ static int run_conflicts(int argc, char **argv)
 {
 	if (argc > 2)
 		return cmd_usage_error(&cmd_conflicts, "conflicts takes at most one PATH");
+	if (argc == 2 && argv[1][0] == '-' && argv[1][1])
+		return cmd_usage_error(&cmd_conflicts, "unknown option %s", argv[1]);
 	const char *path = argc == 2 ? argv[1] : ".";
 	struct mount_found m;
 	char real[PATH_MAX];

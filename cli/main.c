@@ -12,7 +12,7 @@
 
 static const struct cmd *const commands[] = {
 	&cmd_init, &cmd_clone, &cmd_key, &cmd_status, &cmd_mount, &cmd_umount, &cmd_sync, &cmd_pin, &cmd_unpin,
-	&cmd_log, &cmd_restore, &cmd_conflicts, &cmd_resolve,
+	&cmd_log, &cmd_diff, &cmd_restore, &cmd_conflicts, &cmd_resolve,
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

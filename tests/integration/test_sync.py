@@ -873,3 +873,26 @@ def test_an_earlier_version_is_restored_and_nothing_is_lost(devices):
     b.sync()
     assert read_file(b.mp / "doc.txt") == b"version 1\n"
     assert read_file(b.mp / "d" / "%odd.sh") == b"#!/bin/sh\necho 1\n"
+
+
+def test_diff_lists_the_paths_two_versions_differ_in(devices):
+    (a,), _, _ = devices(1)
+    os.makedirs(a.mp / "d")
+    write_file(a.mp / "keep.txt", b"same\n")
+    write_file(a.mp / "edit.txt", b"12345")
+    write_file(a.mp / "d" / "gone.bin", b"x" * 3000)
+    a.sync()
+    first = a.vol.git("rev-parse", "main").stdout.strip()
+    write_file(a.mp / "edit.txt", b"1234567890")
+    os.unlink(a.mp / "d" / "gone.bin")
+    write_file(a.mp / "d" / "new.txt", b"new\n")
+    a.sync()
+    out = check(a.pc("diff", a.mp)).stdout.splitlines()
+    assert sorted(out[:-1]) == ["added    d/new.txt (4 B)", "changed  edit.txt (5 B -> 10 B)",
+                                "deleted  d/gone.bin (2.9 KiB)"], out
+    assert out[-1].startswith("3 paths changed from %s to " % first[:12]), out
+    # Under one directory, from the first version on.
+    out = check(a.pc("diff", a.mp / "d", "--from", first[:8])).stdout.splitlines()
+    assert sorted(out[:-1]) == ["added    d/new.txt (4 B)", "deleted  d/gone.bin (2.9 KiB)"]
+    p = a.pc("diff", a.mp, "--from", "nosuchversion")
+    assert p.returncode == 1 and "no version 'nosuchversion'" in p.stderr, p.stderr
