@@ -360,9 +360,17 @@ static int decide(const struct copies *c, int named_copy, enum choice choice, co
 		return EXIT_OK;
 	}
 	size_t mine = c->n;
-	for (size_t i = 0; !named_copy && *me && i < c->n; i++)
+	for (size_t i = 0; !named_copy && i < c->n; i++) {
+		/* A copy made from a merge commit names no device: which
+		 * version is whose cannot be told then. */
+		if (!*me || !strcmp(c->v[i].device, "merge"))
+			return cmd_fail(0, "cannot tell which version of %s is this device's (%s): "
+					   "name the copy as PATH (--theirs takes it, --ours drops it), "
+					   "or use --both or --with FILE",
+					path, *me ? "a copy from a merge" : "no device id");
 		if (!strcmp(c->v[i].device, me))
 			mine = i;
+	}
 	if (choice == OURS) {
 		*how = mine < c->n ? TAKE : KEEP;
 		*take = mine;
@@ -376,7 +384,7 @@ static int decide(const struct copies *c, int named_copy, enum choice choice, co
 		fprintf(stderr, "peercling: %s has %zu conflict copies from other devices; name the "
 				"one to keep:\n", path, c->n - (mine < c->n));
 		for (size_t i = 0; i < c->n; i++)
-			fprintf(stderr, "\t%s\n", c->v[i].name);
+			fprintf(stderr, "\t%s\n", c->v[i].name); /* beside PATH */
 		return EXIT_FAIL;
 	}
 	*how = TAKE;

@@ -61,7 +61,8 @@ static void size_of(char *buf, size_t len, git_repository *repo, const git_diff_
 
 struct shown {
 	git_repository *repo;
-	size_t n;
+	const char *under; /* only paths there (escaped), or NULL */
+	size_t under_len, n;
 };
 
 static int show_delta(const git_diff_delta *d, float progress, void *p)
@@ -70,10 +71,28 @@ static int show_delta(const git_diff_delta *d, float progress, void *p)
 	(void)progress;
 	const char *path = d->new_file.path ? d->new_file.path : d->old_file.path;
 	const char *last = strrchr(path, '/');
-	/* A directory's own metadata (mode, times) is no path of the user's. */
-	if (!strcmp(last ? last + 1 : path, TREE_DIR_META))
+	if (s->under && (strncmp(path, s->under, s->under_len) ||
+			 (path[s->under_len] && path[s->under_len] != '/')))
+		return 0;
+	/* A directory's own metadata: it was made or removed, or only its
+	 * mode or times changed (not listed). */
+	int dir = !strcmp(last ? last + 1 : path, TREE_DIR_META);
+	if (dir && d->status != GIT_DELTA_ADDED && d->status != GIT_DELTA_DELETED)
 		return 0;
 	char *name = NULL, was[16], now[16];
+	if (dir) {
+		if (!last)
+			return 0; /* the top's own */
+		char *parent = strndup(path, (size_t)(last - path));
+		int r = parent ? tree_path_unescape(&name, parent) : -1;
+		free(parent);
+		if (r)
+			return -1;
+		printf("%s %s/\n", d->status == GIT_DELTA_ADDED ? "added   " : "deleted ", name);
+		free(name);
+		s->n++;
+		return 0;
+	}
 	if (tree_path_unescape(&name, path) != 0)
 		return -1;
 	size_of(was, sizeof(was), s->repo, &d->old_file);
@@ -100,9 +119,11 @@ static int run_diff(int argc, char **argv)
 {
 	const char *path = NULL, *from = NULL, *to = "main";
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--from") && i + 1 < argc)
+		if ((!strcmp(argv[i], "--from") || !strcmp(argv[i], "--to")) && i + 1 == argc)
+			return cmd_usage_error(&cmd_diff, "%s needs a VERSION", argv[i]);
+		else if (!strcmp(argv[i], "--from"))
 			from = argv[++i];
-		else if (!strcmp(argv[i], "--to") && i + 1 < argc)
+		else if (!strcmp(argv[i], "--to"))
 			to = argv[++i];
 		else if (argv[i][0] == '-' && argv[i][1])
 			return cmd_usage_error(&cmd_diff, "unknown option %s", argv[i]);
@@ -113,12 +134,10 @@ static int run_diff(int argc, char **argv)
 	}
 	if (!path)
 		path = ".";
-	char real[PATH_MAX];
 	struct mount_found m = { 0 };
-	int err;
-	if (!realpath(path, real))
-		return cmd_fail(-errno, "cannot show changes under %s", path);
-	if ((err = mounts_find(&m, real)) != 0)
+	char *rel = NULL;
+	int err = mounts_find_path(&m, path, &rel);
+	if (err)
 		return cmd_fail(err, "cannot show changes under %s", path);
 	int rc = EXIT_OK;
 	char *repo_dir = NULL, *gpath = NULL;
@@ -126,10 +145,7 @@ static int run_diff(int argc, char **argv)
 	git_commit *newer = NULL, *older = NULL;
 	git_tree *nt = NULL, *ot = NULL;
 	git_diff *diff = NULL;
-	const char *in = real + strlen(m.mountpoint);
-	while (*in == '/')
-		in++;
-	if (*in && (err = tree_path_escape(&gpath, in)) != 0)
+	if (*rel && (err = tree_path_escape(&gpath, rel)) != 0)
 		rc = cmd_fail(err, "cannot show changes under %s", path);
 	else if (asprintf(&repo_dir, "%s/repo.git", m.state_dir) < 0 ||
 		 git_repository_open(&repo, repo_dir) != 0)
@@ -142,17 +158,11 @@ static int run_diff(int argc, char **argv)
 	else if (!from && git_commit_parentcount(newer) > 0 && git_commit_parent(&older, newer, 0))
 		rc = cmd_fail(-EIO, "cannot read the version before %s", to);
 	if (rc == EXIT_OK && newer) {
-		git_diff_options o;
-		git_diff_options_init(&o, GIT_DIFF_OPTIONS_VERSION);
-		char *spec[1] = { gpath };
-		if (gpath) {
-			o.pathspec.strings = spec;
-			o.pathspec.count = 1;
-		}
-		struct shown s = { repo, 0 };
+		/* No pathspec: it would take PATH as a pattern ('!', '*'). */
+		struct shown s = { repo, gpath, gpath ? strlen(gpath) : 0, 0 };
 		char a[GIT_OID_HEXSZ + 1] = "nothing", b[GIT_OID_HEXSZ + 1];
 		if (git_commit_tree(&nt, newer) != 0 || (older && git_commit_tree(&ot, older) != 0) ||
-		    git_diff_tree_to_tree(&diff, repo, ot, nt, &o) != 0 ||
+		    git_diff_tree_to_tree(&diff, repo, ot, nt, NULL) != 0 ||
 		    git_diff_foreach(diff, show_delta, NULL, NULL, NULL, &s) != 0) {
 			rc = cmd_fail(-EIO, "cannot compare the two versions");
 		} else {
@@ -171,6 +181,7 @@ static int run_diff(int argc, char **argv)
 	git_repository_free(repo);
 	free(repo_dir);
 	free(gpath);
+	free(rel);
 	mounts_found_free(&m);
 	return rc;
 }

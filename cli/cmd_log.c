@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <git2.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,10 +83,11 @@ static int run_log(int argc, char **argv)
 	const char *path = NULL;
 	long max = -1;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-n") && i + 1 < argc) {
-			char *end;
-			max = strtol(argv[++i], &end, 10);
-			if (*end || max < 0)
+		if (!strcmp(argv[i], "-n")) {
+			char *end = NULL;
+			if (i + 1 < argc)
+				max = strtol(argv[++i], &end, 10);
+			if (!end || *end || max < 0)
 				return cmd_usage_error(&cmd_log, "-n takes a number");
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			return cmd_usage_error(&cmd_log, "unknown option %s", argv[i]);
@@ -99,35 +99,15 @@ static int run_log(int argc, char **argv)
 	}
 	if (!path)
 		path = ".";
-	/* PATH may be gone: find the mount from the nearest part that is not. */
-	char real[PATH_MAX], *a = strdup(path), *b = strdup(path), *rel = NULL;
 	struct mount_found m = { 0 };
-	int rc = EXIT_OK, err = 0;
-	if (!a || !b) {
-		rc = cmd_fail(-ENOMEM, "out of memory");
-	} else if (realpath(path, real)) {
-		rel = strdup(real);
-	} else if (realpath(dirname(a), real)) {
-		const char *name = basename(b);
-		if (asprintf(&rel, "%s/%s", real, name) < 0)
-			rel = NULL;
-	} else {
-		rc = cmd_fail(-errno, "cannot show the history of %s", path);
-	}
-	if (rc == EXIT_OK && !rel)
-		rc = cmd_fail(-ENOMEM, "out of memory");
-	if (rc == EXIT_OK && (err = mounts_find(&m, real)) != 0)
-		rc = cmd_fail(err, "cannot show the history of %s", path);
-	char *gpath = NULL, *repo_dir = NULL;
+	char *rel = NULL, *gpath = NULL, *repo_dir = NULL;
 	git_repository *repo = NULL;
 	git_revwalk *w = NULL;
-	if (rc == EXIT_OK) {
-		const char *in = rel + strlen(m.mountpoint);
-		while (*in == '/')
-			in++;
-		if (*in && (err = tree_path_escape(&gpath, in)) != 0)
-			rc = cmd_fail(err, "cannot show the history of %s", path);
-	}
+	int rc = EXIT_OK, err = mounts_find_path(&m, path, &rel);
+	if (err)
+		rc = cmd_fail(err, "cannot show the history of %s", path);
+	else if (*rel && (err = tree_path_escape(&gpath, rel)) != 0)
+		rc = cmd_fail(err, "cannot show the history of %s", path);
 	if (rc == EXIT_OK && (asprintf(&repo_dir, "%s/repo.git", m.state_dir) < 0 ||
 			      git_repository_open(&repo, repo_dir) != 0))
 		rc = cmd_fail(-EIO, "cannot open the history in %s", m.state_dir);
@@ -140,7 +120,8 @@ static int run_log(int argc, char **argv)
 	} else if (rc == EXIT_OK) {
 		git_oid id;
 		long shown = 0;
-		while ((max < 0 || shown < max) && git_revwalk_next(&id, w) == 0) {
+		int next = 0;
+		while ((max < 0 || shown < max) && (next = git_revwalk_next(&id, w)) == 0) {
 			git_commit *c = NULL;
 			if (git_commit_lookup(&c, repo, &id) != 0) {
 				rc = cmd_fail(-EIO, "cannot read version %s", git_oid_tostr_s(&id));
@@ -153,7 +134,10 @@ static int run_log(int argc, char **argv)
 			}
 			git_commit_free(c);
 		}
-		if (rc == EXIT_OK && !shown && gpath)
+		if (rc == EXIT_OK && next && next != GIT_ITEROVER)
+			rc = cmd_fail(-EIO, "cannot walk the history: %s",
+				      git_error_last() ? git_error_last()->message : "?");
+		else if (rc == EXIT_OK && !shown && gpath)
 			printf("no version changed %s\n", path);
 	}
 	git_revwalk_free(w);
@@ -161,8 +145,6 @@ static int run_log(int argc, char **argv)
 	free(repo_dir);
 	free(gpath);
 	free(rel);
-	free(a);
-	free(b);
 	mounts_found_free(&m);
 	return rc;
 }

@@ -6,8 +6,6 @@
 #include "fs/ctl.h"
 
 #include <errno.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +19,9 @@ const struct cmd cmd_restore = {
 	.summary = "put a file back as it was in an earlier version",
 	.help = "PATH (inside a mount; it may have been deleted since, its directory\n"
 		"not) gets the contents, mode and modification time it had in VERSION: a\n"
-		"commit id or a prefix of one, or main~N (N commits back along this\n"
-		"device's line), as 'git --git-dir STATE/repo.git log' shows them.\n"
-		"Without --at: the newest earlier version, along that line, that differs\n"
+		"commit id or a prefix of one, or main~N (N commits back along first\n"
+		"parents), as 'peercling log' shows them.\n"
+		"Without --at: the newest earlier version, along first parents, that differs\n"
 		"from what PATH holds now.  What PATH held is committed first, so\n"
 		"restoring loses nothing; the restore is a commit of its own and syncs\n"
 		"like any edit.  A file open in some program is refused: close it first.\n",
@@ -48,32 +46,19 @@ static int run_restore(int argc, char **argv)
 		return cmd_fail(-EINVAL, "cannot restore a path with a line break in its name");
 	if (!*rev || strchr(rev, ' ') || strchr(rev, '\n'))
 		return cmd_usage_error(&cmd_restore, "a VERSION has no spaces");
-	/* PATH may be gone: its directory must be there. */
-	char *a = strdup(path), *b = strdup(path), dir[PATH_MAX];
-	if (!a || !b) {
-		free(a);
-		free(b);
-		return cmd_fail(-ENOMEM, "out of memory");
-	}
-	const char *name = basename(b);
-	int rc = EXIT_OK;
+	/* PATH may be gone (its directory must be there), or a link. */
 	struct mount_found m = { 0 };
-	if (!realpath(dirname(a), dir))
-		rc = cmd_fail(-errno, "cannot restore %s", path);
-	else if (!strcmp(name, "/") || !strcmp(name, ".") || !strcmp(name, ".."))
-		rc = cmd_usage_error(&cmd_restore, "PATH names a file");
-	else if ((rc = mounts_find(&m, dir)) != 0)
-		rc = cmd_fail(rc, "cannot restore %s", path);
-	if (rc) {
-		free(a);
-		free(b);
-		return rc;
+	char *rel = NULL;
+	int rc = mounts_find_path(&m, path, &rel);
+	if (rc)
+		return cmd_fail(rc, "cannot restore %s", path);
+	if (!*rel) {
+		free(rel);
+		mounts_found_free(&m);
+		return cmd_usage_error(&cmd_restore, "PATH names a file in the mount");
 	}
-	const char *rel = dir + strlen(m.mountpoint);
-	while (*rel == '/')
-		rel++;
 	char *req = NULL, *reply = NULL;
-	if (asprintf(&req, "restore %s %s%s%s", rev, rel, *rel ? "/" : "", name) < 0) {
+	if (asprintf(&req, "restore %s %s", rev, rel) < 0) {
 		rc = cmd_fail(-ENOMEM, "out of memory");
 	} else if ((rc = fs_ctl_call(m.state_dir, req, &reply)) != 0) {
 		rc = cmd_fail(rc, "cannot restore %s", path);
@@ -82,8 +67,7 @@ static int run_restore(int argc, char **argv)
 	}
 	free(req);
 	free(reply);
-	free(a);
-	free(b);
+	free(rel);
 	mounts_found_free(&m);
 	return rc;
 }

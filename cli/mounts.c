@@ -5,6 +5,7 @@
 #include "core/error.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,4 +81,46 @@ void mounts_found_free(struct mount_found *m)
 	free(m->mountpoint);
 	free(m->state_dir);
 	m->mountpoint = m->state_dir = NULL;
+}
+
+int mounts_find_path(struct mount_found *out, const char *path, char **rel)
+{
+	char real[PATH_MAX];
+	char *a = strdup(path), *b = strdup(path);
+	int rc = a && b ? 0 : -ENOMEM;
+	const char *name = b ? basename(b) : NULL;
+	*rel = NULL;
+	out->mountpoint = out->state_dir = NULL;
+	if (!rc && (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, "/"))) {
+		/* the directory itself: nothing to keep unfollowed */
+		if (!realpath(path, real))
+			rc = error_set(-errno, "%s: %s", path, strerror(errno));
+		name = "";
+	} else if (!rc && !realpath(dirname(a), real)) {
+		rc = error_set(-errno, "%s: %s", path, strerror(errno));
+	}
+	if (!rc)
+		rc = mounts_find(out, real);
+	if (rc == -ENOENT && *name && realpath(path, real) && mounts_find(out, real) == 0) {
+		if (!strcmp(real, out->mountpoint)) { /* path is the mount's top */
+			rc = 0;
+			name = "";
+		} else {
+			mounts_found_free(out);
+		}
+	}
+	if (!rc) {
+		const char *in = real + strlen(out->mountpoint);
+		while (*in == '/')
+			in++;
+		if (asprintf(rel, "%s%s%s", in, *in && *name ? "/" : "", name) < 0) {
+			*rel = NULL;
+			rc = -ENOMEM;
+		}
+	}
+	if (rc && out->mountpoint)
+		mounts_found_free(out);
+	free(a);
+	free(b);
+	return rc;
 }

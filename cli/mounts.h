@@ -13,4 +13,9 @@ struct mount_found {
 int mounts_find(struct mount_found *out, const char *path);
 void mounts_found_free(struct mount_found *m);
 
+/* The mount holding path, and *rel (malloc'd) the path inside it ("" for
+ * its top), without following path's last component: it may be gone, or a
+ * symlink (its own history is meant, not its target's). */
+int mounts_find_path(struct mount_found *out, const char *path, char **rel);
+
 #endif

@@ -1519,10 +1519,11 @@ int fs_commit_and_merge(void *wt,
 			rc = 0;
 			*has_head = 0;
 		} else if (!rc && (!fs->has_head || !git_oid_equal(&merged, &fs->head))) {
-			rc = apply_head(fs, fs->has_head ? &fs->head : NULL, &merged, &inv);
+			/* The objects durable before the tree and the ref name them. */
+			rc = sync_repo(fs);
+			if (!rc)
+				rc = apply_head(fs, fs->has_head ? &fs->head : NULL, &merged, &inv);
 			git_reference *ref = NULL;
-			if (!rc) /* the objects before the ref that names them */
-				rc = sync_repo(fs);
 			if (!rc && git_reference_create(&ref, fs->vol->repo, VOLUME_REF, &merged, 1,
 							"peercling merge") < 0)
 				rc = tree_git_error(-1, "moving the branch to the merge");

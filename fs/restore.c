@@ -54,10 +54,10 @@ static int same_entry(const git_tree_entry *a, const git_tree_entry *b)
 	       git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b));
 }
 
-/* The newest commit before local, down the first parents (this device's
- * line: children before parents, whatever the clocks said, and no sorting
- * of the whole history), whose version of the file differs from now's and
- * has the file. */
+/* The newest commit before local, down the first parents (children
+ * before parents, whatever the clocks said, and no sorting of the whole
+ * history), whose version of the file differs from now's and has the
+ * file. */
 #define WALK_MAX 100000
 
 static int previous_version(git_oid *out, struct restore *r, const git_oid *local,
@@ -137,6 +137,8 @@ static int restore_onto(git_oid *out, const git_oid *local, int has_local, void 
 	if (!rc && git_tree_entry_type(then) != GIT_OBJECT_BLOB)
 		rc = error_set(-EISDIR, "%s is a directory in version %.12s: restore its files",
 			       r->rel, git_oid_tostr_s(&r->from));
+	if (!rc && now && git_tree_entry_type(now) == GIT_OBJECT_TREE)
+		rc = error_set(-EISDIR, "%s is a directory now: move it away first", r->rel);
 	if (!rc && same_entry(now, then)) {
 		*out = *local; /* it holds that version already */
 		goto done;

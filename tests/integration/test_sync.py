@@ -886,11 +886,16 @@ def test_diff_lists_the_paths_two_versions_differ_in(devices):
     write_file(a.mp / "edit.txt", b"1234567890")
     os.unlink(a.mp / "d" / "gone.bin")
     write_file(a.mp / "d" / "new.txt", b"new\n")
+    os.makedirs(a.mp / "!e")
     a.sync()
     out = check(a.pc("diff", a.mp)).stdout.splitlines()
-    assert sorted(out[:-1]) == ["added    d/new.txt (4 B)", "changed  edit.txt (5 B -> 10 B)",
+    assert sorted(out[:-1]) == ["added    !e/", "added    d/new.txt (4 B)",
+                                "changed  edit.txt (5 B -> 10 B)",
                                 "deleted  d/gone.bin (2.9 KiB)"], out
-    assert out[-1].startswith("3 paths changed from %s to " % first[:12]), out
+    assert out[-1].startswith("4 paths changed from %s to " % first[:12]), out
+    # A name git would take as a pattern is a name.
+    out = check(a.pc("diff", a.mp / "!e")).stdout.splitlines()
+    assert out[:-1] == ["added    !e/"], out
     # Under one directory, from the first version on.
     out = check(a.pc("diff", a.mp / "d", "--from", first[:8])).stdout.splitlines()
     assert sorted(out[:-1]) == ["added    d/new.txt (4 B)", "deleted  d/gone.bin (2.9 KiB)"]
