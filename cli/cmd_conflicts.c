@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <git2.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -425,24 +424,25 @@ static int run_resolve(int argc, char **argv)
 						     "--theirs, --both, --with FILE");
 	/* The real directory (the path itself may be gone, or a symlink in
 	 * conflict) and the name in it. */
-	char *a = strdup(path), *b = strdup(path), dir[PATH_MAX];
-	if (!a || !b) {
-		free(a);
-		free(b);
-		return cmd_fail(-ENOMEM, "out of memory");
-	}
-	const char *name = basename(b);
 	struct mount_found m = { 0 };
-	int rc = EXIT_OK, err;
-	if (!strcmp(name, "/") || !strcmp(name, ".") || !strcmp(name, ".."))
-		rc = cmd_usage_error(&cmd_resolve, "PATH names a file");
-	else if (!realpath(dirname(a), dir))
-		rc = cmd_fail(-errno, "cannot resolve %s", path);
-	else if ((err = mounts_find(&m, dir)) != 0)
+	char *rel = NULL, *dir = NULL, me[9] = "";
+	const char *name = "";
+	int rc = EXIT_OK, err = mounts_find_path(&m, path, &rel);
+	if (err) {
 		rc = cmd_fail(err, "cannot resolve %s", path);
-	char me[9] = "";
-	if (rc == EXIT_OK)
-		my_device(m.state_dir, me);
+	} else if (!*rel) {
+		rc = cmd_usage_error(&cmd_resolve, "PATH names a file");
+	} else {
+		const char *slash = strrchr(rel, '/');
+		name = slash ? slash + 1 : rel;
+		if (asprintf(&dir, "%s%s%.*s", m.mountpoint, slash ? "/" : "",
+			     slash ? (int)(slash - rel) : 0, rel) < 0) {
+			dir = NULL;
+			rc = cmd_fail(-ENOMEM, "out of memory");
+		} else {
+			my_device(m.state_dir, me);
+		}
+	}
 	mounts_found_free(&m);
 	struct copies c = { 0 };
 	char *orig = NULL, dev[9], date[11];
@@ -488,7 +488,7 @@ static int run_resolve(int argc, char **argv)
 		rc = settle(dir, named_copy ? orig : name, &c, how, take, with);
 	copies_free(&c);
 	free(orig);
-	free(a);
-	free(b);
+	free(dir);
+	free(rel);
 	return rc;
 }

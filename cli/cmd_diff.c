@@ -3,14 +3,12 @@
  * its manifest, so git's own diff would show block lists). */
 #include "config.h"
 #include "cli/cmd.h"
-#include "cli/mounts.h"
+#include "cli/history.h"
 #include "core/manifest.h"
 #include "core/tree.h"
-#include "core/volume.h"
 
 #include <errno.h>
 #include <git2.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,12 +30,11 @@ const struct cmd cmd_diff = {
 
 static int commit_of(git_commit **out, git_repository *repo, const char *rev)
 {
-	git_object *o = NULL, *c = NULL;
-	int rc = git_revparse_single(&o, repo, rev);
-	if (!rc)
-		rc = git_object_peel(&c, o, GIT_OBJECT_COMMIT);
-	git_object_free(o);
-	*out = (git_commit *)c;
+	git_oid id;
+	*out = NULL;
+	int rc = tree_rev(&id, repo, rev);
+	if (!rc && git_commit_lookup(out, repo, &id) != 0)
+		rc = tree_git_error(-1, "reading a version of the history");
 	return rc;
 }
 
@@ -134,32 +131,24 @@ static int run_diff(int argc, char **argv)
 	}
 	if (!path)
 		path = ".";
-	struct mount_found m = { 0 };
-	char *rel = NULL;
-	int err = mounts_find_path(&m, path, &rel);
-	if (err)
-		return cmd_fail(err, "cannot show changes under %s", path);
-	int rc = EXIT_OK;
-	char *repo_dir = NULL, *gpath = NULL;
-	git_repository *repo = NULL;
+	struct history h;
+	int rc = EXIT_OK, err = history_open(&h, path);
+	git_repository *repo = h.repo;
 	git_commit *newer = NULL, *older = NULL;
 	git_tree *nt = NULL, *ot = NULL;
 	git_diff *diff = NULL;
-	if (*rel && (err = tree_path_escape(&gpath, rel)) != 0)
+	if (err)
 		rc = cmd_fail(err, "cannot show changes under %s", path);
-	else if (asprintf(&repo_dir, "%s/repo.git", m.state_dir) < 0 ||
-		 git_repository_open(&repo, repo_dir) != 0)
-		rc = cmd_fail(-EIO, "cannot open the history in %s", m.state_dir);
-	else if (commit_of(&newer, repo, to) != 0)
+	else if ((err = commit_of(&newer, repo, to)) != 0)
 		rc = !strcmp(to, "main") ? (printf("no versions yet\n"), EXIT_OK)
-					 : cmd_fail(0, "no version '%s' in the history", to);
-	else if (from && commit_of(&older, repo, from) != 0)
-		rc = cmd_fail(0, "no version '%s' in the history", from);
+					 : cmd_fail(err, "cannot show changes");
+	else if (from && (err = commit_of(&older, repo, from)) != 0)
+		rc = cmd_fail(err, "cannot show changes");
 	else if (!from && git_commit_parentcount(newer) > 0 && git_commit_parent(&older, newer, 0))
 		rc = cmd_fail(-EIO, "cannot read the version before %s", to);
 	if (rc == EXIT_OK && newer) {
 		/* No pathspec: it would take PATH as a pattern ('!', '*'). */
-		struct shown s = { repo, gpath, gpath ? strlen(gpath) : 0, 0 };
+		struct shown s = { repo, h.gpath, h.gpath ? strlen(h.gpath) : 0, 0 };
 		char a[GIT_OID_HEXSZ + 1] = "nothing", b[GIT_OID_HEXSZ + 1];
 		if (git_commit_tree(&nt, newer) != 0 || (older && git_commit_tree(&ot, older) != 0) ||
 		    git_diff_tree_to_tree(&diff, repo, ot, nt, NULL) != 0 ||
@@ -178,10 +167,6 @@ static int run_diff(int argc, char **argv)
 	git_tree_free(ot);
 	git_commit_free(newer);
 	git_commit_free(older);
-	git_repository_free(repo);
-	free(repo_dir);
-	free(gpath);
-	free(rel);
-	mounts_found_free(&m);
+	history_close(&h);
 	return rc;
 }

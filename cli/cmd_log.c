@@ -3,13 +3,12 @@
  * its blobs are manifests, and names are escaped). */
 #include "config.h"
 #include "cli/cmd.h"
-#include "cli/mounts.h"
+#include "cli/history.h"
 #include "core/tree.h"
 #include "core/volume.h"
 
 #include <errno.h>
 #include <git2.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,36 +29,28 @@ const struct cmd cmd_log = {
 		"it, each marked added, changed or deleted.  -n N: at most N.\n",
 };
 
-/* The entry at path in commit's tree (NULL when there is none). */
-static git_tree_entry *entry_at(const git_commit *c, const char *path)
-{
-	git_tree *t = NULL;
-	git_tree_entry *e = NULL;
-	if (git_commit_tree(&t, c) == 0 && git_tree_entry_bypath(&e, t, path) != 0)
-		e = NULL;
-	git_tree_free(t);
-	return e;
-}
-
 /* What c did to path against its first parent: NULL for nothing. */
-static const char *change_of(const git_commit *c, const char *path)
+static const char *change_of(git_repository *repo, const git_commit *c, const char *path)
 {
-	git_commit *p = NULL;
-	git_tree_entry *now = entry_at(c, path), *before = NULL;
-	if (git_commit_parentcount(c) > 0 && git_commit_parent(&p, c, 0) == 0)
-		before = entry_at(p, path);
+	git_tree_entry *now = NULL, *before = NULL;
+	if (tree_entry_at(&now, repo, git_commit_id(c), path) != 0)
+		return NULL;
+	if (git_commit_parentcount(c) > 0 &&
+	    tree_entry_at(&before, repo, git_commit_parent_id(c, 0), path) != 0) {
+		git_tree_entry_free(now);
+		return NULL;
+	}
 	const char *what = NULL;
 	if (now && !before)
 		what = "added";
 	else if (!now && before)
 		what = "deleted";
-	else if (now && before && !git_oid_equal(git_tree_entry_id(now), git_tree_entry_id(before)))
-		what = "changed";
-	else if (now && before && git_tree_entry_filemode(now) != git_tree_entry_filemode(before))
+	else if (now && before &&
+		 (!git_oid_equal(git_tree_entry_id(now), git_tree_entry_id(before)) ||
+		  git_tree_entry_filemode(now) != git_tree_entry_filemode(before)))
 		what = "changed";
 	git_tree_entry_free(now);
 	git_tree_entry_free(before);
-	git_commit_free(p);
 	return what;
 }
 
@@ -99,18 +90,13 @@ static int run_log(int argc, char **argv)
 	}
 	if (!path)
 		path = ".";
-	struct mount_found m = { 0 };
-	char *rel = NULL, *gpath = NULL, *repo_dir = NULL;
-	git_repository *repo = NULL;
+	struct history h;
 	git_revwalk *w = NULL;
-	int rc = EXIT_OK, err = mounts_find_path(&m, path, &rel);
+	int rc = EXIT_OK, err = history_open(&h, path);
+	git_repository *repo = h.repo;
+	const char *gpath = h.gpath;
 	if (err)
 		rc = cmd_fail(err, "cannot show the history of %s", path);
-	else if (*rel && (err = tree_path_escape(&gpath, rel)) != 0)
-		rc = cmd_fail(err, "cannot show the history of %s", path);
-	if (rc == EXIT_OK && (asprintf(&repo_dir, "%s/repo.git", m.state_dir) < 0 ||
-			      git_repository_open(&repo, repo_dir) != 0))
-		rc = cmd_fail(-EIO, "cannot open the history in %s", m.state_dir);
 	if (rc == EXIT_OK &&
 	    (git_revwalk_new(&w, repo) != 0 ||
 	     git_revwalk_sorting(w, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME) != 0)) {
@@ -127,7 +113,7 @@ static int run_log(int argc, char **argv)
 				rc = cmd_fail(-EIO, "cannot read version %s", git_oid_tostr_s(&id));
 				break;
 			}
-			const char *what = gpath ? change_of(c, gpath) : NULL;
+			const char *what = gpath ? change_of(repo, c, gpath) : NULL;
 			if (!gpath || what) {
 				print_commit(c, what);
 				shown++;
@@ -141,10 +127,6 @@ static int run_log(int argc, char **argv)
 			printf("no version changed %s\n", path);
 	}
 	git_revwalk_free(w);
-	git_repository_free(repo);
-	free(repo_dir);
-	free(gpath);
-	free(rel);
-	mounts_found_free(&m);
+	history_close(&h);
 	return rc;
 }

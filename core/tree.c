@@ -429,3 +429,38 @@ int tree_path_unescape(char **out, const char *path)
 	*out = o;
 	return 0;
 }
+
+int tree_rev(git_oid *out, git_repository *repo, const char *rev)
+{
+	git_object *o = NULL, *c = NULL;
+	int rc = git_revparse_single(&o, repo, rev);
+	if (!rc)
+		rc = git_object_peel(&c, o, GIT_OBJECT_COMMIT);
+	if (!rc)
+		*out = *git_object_id(c);
+	git_object_free(c);
+	git_object_free(o);
+	if (rc)
+		return error_set(-EINVAL, "no version '%s' in the history (a commit id, a prefix of "
+					  "one, or main~N)", rev);
+	return 0;
+}
+
+int tree_entry_at(git_tree_entry **out, git_repository *repo, const git_oid *commit,
+		  const char *path)
+{
+	git_commit *c = NULL;
+	git_tree *t = NULL;
+	*out = NULL;
+	int rc = git_commit_lookup(&c, repo, commit);
+	if (!rc)
+		rc = git_commit_tree(&t, c);
+	if (!rc) {
+		rc = git_tree_entry_bypath(out, t, path);
+		if (rc == GIT_ENOTFOUND)
+			rc = 0;
+	}
+	git_tree_free(t);
+	git_commit_free(c);
+	return rc ? tree_git_error(rc, "reading a version of the history") : 0;
+}

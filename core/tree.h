@@ -41,6 +41,14 @@ int tree_commit(git_oid *out, git_repository *repo, const char *ref, const git_o
 /* 0 and the tree of ref's commit, or -ENOENT when ref does not exist yet. */
 int tree_head(git_oid *out_tree, git_oid *out_commit, git_repository *repo, const char *ref);
 
+/* *out: the commit rev names (a commit id or a prefix of one, main~N, any
+ * git revision); -EINVAL saying so when none. */
+int tree_rev(git_oid *out, git_repository *repo, const char *rev);
+/* *out: the entry at path (as trees spell it) in commit; NULL when there
+ * is none. */
+int tree_entry_at(git_tree_entry **out, git_repository *repo, const git_oid *commit,
+		  const char *path);
+
 /* Names a git tree cannot hold (".git" in any case) still exist in user
  * trees (a git checkout inside the mount).  Each path component is escaped
  * for the tree: a name that is ".git" in any case or starts with '%' gets

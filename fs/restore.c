@@ -26,26 +26,6 @@ struct restore {
 	int changed;
 };
 
-/* *out: the entry at path in commit (NULL when there is none). */
-static int entry_in(git_tree_entry **out, git_repository *repo, const git_oid *commit,
-		    const char *path)
-{
-	git_commit *c = NULL;
-	git_tree *t = NULL;
-	*out = NULL;
-	int rc = git_commit_lookup(&c, repo, commit);
-	if (!rc)
-		rc = git_commit_tree(&t, c);
-	if (!rc) {
-		rc = git_tree_entry_bypath(out, t, path);
-		if (rc == GIT_ENOTFOUND)
-			rc = 0;
-	}
-	git_tree_free(t);
-	git_commit_free(c);
-	return rc ? tree_git_error(rc, "reading a version of the history") : 0;
-}
-
 static int same_entry(const git_tree_entry *a, const git_tree_entry *b)
 {
 	if (!a || !b)
@@ -69,7 +49,7 @@ static int previous_version(git_oid *out, struct restore *r, const git_oid *loca
 	for (int steps = 0; !rc && !found && steps < WALK_MAX; steps++) {
 		git_tree_entry *e = NULL;
 		git_commit *c = NULL;
-		rc = entry_in(&e, repo, &id, r->gpath);
+		rc = tree_entry_at(&e, repo, &id, r->gpath);
 		if (!rc && e && !same_entry(e, now)) {
 			*out = id;
 			found = 1;
@@ -93,22 +73,6 @@ static int previous_version(git_oid *out, struct restore *r, const git_oid *loca
 	return rc;
 }
 
-static int resolve_rev(git_oid *out, struct restore *r)
-{
-	git_object *o = NULL, *c = NULL;
-	int rc = git_revparse_single(&o, r->fs->vol->repo, r->rev);
-	if (!rc)
-		rc = git_object_peel(&c, o, GIT_OBJECT_COMMIT);
-	if (!rc)
-		*out = *git_object_id(c);
-	git_object_free(c);
-	git_object_free(o);
-	if (rc)
-		return error_set(-EINVAL, "no version '%s' in the history (a commit id, a prefix of "
-					  "one, or main~N)", r->rev);
-	return 0;
-}
-
 /* fs_commit_and_merge's merge step: *out is local plus the restored file.
  * -ENODATA for "no such version": -ENOENT means "no history" there. */
 static int restore_onto(git_oid *out, const git_oid *local, int has_local, void *p)
@@ -125,12 +89,12 @@ static int restore_onto(git_oid *out, const git_oid *local, int has_local, void 
 	if (fs_path_busy(r->fs, r->rel))
 		return error_set(-EBUSY, "%s is open, or has writes not flushed yet: close it "
 					 "first", r->rel);
-	int rc = entry_in(&now, repo, local, r->gpath);
+	int rc = tree_entry_at(&now, repo, local, r->gpath);
 	if (!rc)
-		rc = r->rev && *r->rev ? resolve_rev(&r->from, r)
+		rc = r->rev && *r->rev ? tree_rev(&r->from, repo, r->rev)
 				       : previous_version(&r->from, r, local, now);
 	if (!rc)
-		rc = entry_in(&then, repo, &r->from, r->gpath);
+		rc = tree_entry_at(&then, repo, &r->from, r->gpath);
 	if (!rc && !then)
 		rc = error_set(-ENODATA, "%s did not exist in version %.12s", r->rel,
 			       git_oid_tostr_s(&r->from));
